@@ -1,0 +1,210 @@
+"""The one reader of flowio's records, used by both halves, and the same preprocessing for single images.
+
+* ``dataset``: the ``tf.data`` pipeline for ``modern/`` (``model.fit``) — list shards, interleave, shuffle,
+  parse, decode, resize / augment, batch, prefetch.
+* ``graph_input``: the same pipeline as ``(images, labels)`` tensors inside a given ``tf.Graph``, for
+  ``legacy/``. It replaces the article's queue runners (``tf.train.string_input_producer`` +
+  ``tf.TFRecordReader`` + ``tf.train.shuffle_batch`` + ``tf.train.start_queue_runners``), which TF 2 dropped.
+* ``preprocess`` / ``load_image``: the pinned preprocessing of DESIGN §4 for one image or a batch, which
+  ``use_model`` applies to files, so training and prediction see the same numbers.
+
+Decoding: JPEG with ``dct_method="INTEGER_ACCURATE"`` (the default DCT differs from Pillow by up to 10 levels;
+this one matches it exactly), PNG as is; both to 3 channels. Preprocessing: squash-resize to S×S, bilinear,
+``antialias=False``, then float32 in [0, 1]. Training augmentation: resize to round(1.125·S), random S×S
+crop, random horizontal flip unless ``flip=False``. The random numbers are stateless, seeded by
+``(seed, epoch, position)``, and the shuffle by ``(seed, epoch)``, so epoch ``e`` gives the same batches
+whenever it is read — which lets a resumed run skip exactly the batches it has done.
+"""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from flowio.convert import LABELS, MANIFEST, SPLITS
+from flowio.errors import UserError
+from flowio.images import Skip, decode_rgb
+
+AUGMENT_SCALE = 1.125
+SHUFFLE_BUFFER = 2048
+_FEATURES = {
+    "image/encoded": tf.io.FixedLenFeature([], tf.string),
+    "image/class/label": tf.io.FixedLenFeature([], tf.int64),
+    "image/filename": tf.io.FixedLenFeature([], tf.string, default_value=""),
+}
+
+
+def preprocessing_spec(image_size, flip=True):
+    """What ``run.json`` records under ``preprocessing``."""
+    return {
+        "decode": "RGB uint8 (Pillow rules of flowio.images; JPEG dct_method=INTEGER_ACCURATE)",
+        "resize": {"size": [image_size, image_size], "method": "bilinear", "antialias": False, "aspect": "squash"},
+        "scale": "float32 in [0, 1] (x / 255)",
+        "train_augmentation": {"resize": round(AUGMENT_SCALE * image_size), "crop": "random",
+                               "flip_left_right": bool(flip)},
+    }
+
+
+# --- the records folder -------------------------------------------------------------------------------
+
+def read_manifest(records_dir):
+    """The manifest of a finished flowio output, or a UserError saying what is wrong."""
+    path = os.path.join(records_dir, MANIFEST)
+    if not os.path.isdir(records_dir):
+        raise UserError(f"{records_dir}: no such folder; make records with scripts/flowio.py first")
+    if not os.path.exists(path):
+        raise UserError(f"{records_dir}: no {MANIFEST} (not flowio output, or an unfinished run);"
+                        " run scripts/flowio.py to make it")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def shard_paths(records_dir, split):
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    names = read_manifest(records_dir)["shards"][split]
+    if not names:
+        raise UserError(f"{records_dir}: the {split} split is empty (made with --val-fraction 0?)")
+    paths = [os.path.join(records_dir, n) for n in names]
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise UserError(f"{missing[0]}: shard listed in the manifest is missing; rerun scripts/flowio.py")
+    return paths
+
+
+def num_examples(records_dir, split):
+    return read_manifest(records_dir)["num_examples"][split]
+
+
+def read_labels(records_dir):
+    """Class names by id, from ``labels.txt`` (``id:name`` per line)."""
+    with open(os.path.join(records_dir, LABELS), encoding="utf-8") as f:
+        pairs = [line.rstrip("\n").split(":", 1) for line in f if line.strip()]
+    return [name for _, name in sorted((int(i), name) for i, name in pairs)]
+
+
+# --- decode and preprocess (shared by the pipeline and single images) ---------------------------------
+
+def decode(encoded):
+    """``image/encoded`` bytes (JPEG or PNG) -> uint8 ``[H, W, 3]``."""
+    image = tf.cond(
+        tf.io.is_jpeg(encoded),
+        lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_png(encoded, channels=3),
+    )
+    image.set_shape([None, None, 3])
+    return image
+
+
+def preprocess(images, image_size):
+    """uint8 ``[H, W, 3]`` or ``[N, H, W, 3]`` -> float32 ``[(N,) S, S, 3]`` in [0, 1]."""
+    resized = tf.image.resize(images, [image_size, image_size], method="bilinear", antialias=False)
+    return resized / 255.0
+
+
+def augment(image, image_size, seed, flip=True):
+    """Training preprocessing of one uint8 image; ``seed`` is a stateless seed (shape [2])."""
+    big = round(AUGMENT_SCALE * image_size)
+    image = tf.image.resize(image, [big, big], method="bilinear", antialias=False)
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    image = tf.image.stateless_random_crop(image, [image_size, image_size, 3], seed=crop_seed)
+    if flip:
+        image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+    return image / 255.0
+
+
+def load_image(path):
+    """One image file as uint8 ``[H, W, 3]`` by flowio's Pillow rules (EXIF orientation, 16-bit, ...).
+
+    Raises UserError when the file is missing or not an image.
+    """
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such file")
+    try:
+        return decode_rgb(path)
+    except Skip as err:
+        raise UserError(f"{path}: {err}") from None
+
+
+# --- the pipeline -------------------------------------------------------------------------------------
+
+def _parse(serialized):
+    parsed = tf.io.parse_single_example(serialized, _FEATURES)
+    return parsed["image/encoded"], parsed["image/class/label"], parsed["image/filename"]
+
+
+def _records(paths, shuffle_seed=None):
+    files = tf.data.Dataset.from_tensor_slices(paths)
+    if shuffle_seed is not None:
+        files = files.shuffle(len(paths), seed=shuffle_seed)
+    return files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(paths), 4),
+                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def raw_dataset(records_dir, split):
+    """Undecoded order of the shards, each element ``{"image": uint8 [H, W, 3], "label", "filename"}``."""
+    def to_dict(encoded, label, filename):
+        return {"image": decode(encoded), "label": label, "filename": filename}
+    return _records(shard_paths(records_dir, split)).map(lambda s: to_dict(*_parse(s)))
+
+
+def dataset(records_dir, split, image_size, batch_size, training=False, flip=True, seed=0,
+            repeat=False, drop_remainder=False):
+    """Batches of ``(images float32 [B, S, S, 3], labels int64 [B])``.
+
+    ``training`` shuffles and augments; otherwise images are only resized, in the shards' order.
+    ``repeat`` gives epochs 0, 1, 2, ... back to back, each batched on its own (an epoch never shares a
+    batch with the next), so epoch ``e`` has ``ceil(n / B)`` batches, or ``floor`` with ``drop_remainder``.
+    """
+    paths = shard_paths(records_dir, split)
+    shuffle_buffer = min(SHUFFLE_BUFFER, num_examples(records_dir, split))
+
+    def one_epoch(epoch):
+        if not training:
+            records = _records(paths)
+            images = records.map(lambda s: _parse(s)[:2], num_parallel_calls=tf.data.AUTOTUNE)
+            images = images.map(lambda e, label: (preprocess(decode(e), image_size), label),
+                                num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
+            shuffle_seed = tf.cast(tf.random.experimental.stateless_fold_in(epoch_seed, 0)[0], tf.int64)
+            records = _records(paths, shuffle_seed).shuffle(shuffle_buffer, seed=shuffle_seed)
+
+            def train_map(position, serialized):
+                encoded, label, _ = _parse(serialized)
+                image_seed = tf.random.experimental.stateless_fold_in(epoch_seed, position + 1)
+                return augment(decode(encoded), image_size, image_seed, flip), label
+
+            images = records.enumerate().map(train_map, num_parallel_calls=tf.data.AUTOTUNE)
+        return images.batch(batch_size, drop_remainder=drop_remainder)
+
+    if repeat:
+        ds = tf.data.Dataset.counter(dtype=tf.int64).flat_map(one_epoch)
+    else:
+        ds = one_epoch(tf.constant(0, tf.int64))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def graph_input(graph, records_dir, split, image_size, batch_size, training=False, flip=True, seed=0,
+                drop_remainder=False):
+    """``(images, labels)`` tensors in ``graph`` that yield the next batch each time they are run.
+
+    The epochs repeat without end (epoch-aligned batches, as ``dataset(repeat=True)``): run
+    ``steps_per_epoch(...)`` batches for one epoch. This is what the article's queue runners did.
+    """
+    with graph.as_default():
+        ds = dataset(records_dir, split, image_size, batch_size, training=training, flip=flip, seed=seed,
+                     repeat=True, drop_remainder=drop_remainder)
+        images, labels = tf.compat.v1.data.make_one_shot_iterator(ds).get_next()
+    return images, labels
+
+
+def steps_per_epoch(records_dir, split, batch_size, drop_remainder=False):
+    n = num_examples(records_dir, split)
+    return n // batch_size if drop_remainder else -(-n // batch_size)
+
+
+def preprocess_files(paths, image_size):
+    """Files -> float32 ``[N, S, S, 3]``, as the validation pipeline would give them (for use_model)."""
+    return np.stack([preprocess(load_image(p), image_size).numpy() for p in paths])

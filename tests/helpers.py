@@ -1,0 +1,145 @@
+"""Shared test helpers: real image files written by Pillow, and real subprocess runs of the scripts."""
+
+import io
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_script(name, *args, timeout=600, **kwargs):
+    """Run ``scripts/<name>`` with this interpreter; return the CompletedProcess (text, captured)."""
+    return subprocess.run([sys.executable, str(REPO / "scripts" / name), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def assert_user_error(proc, *words):
+    """Exit status 2, one line on stderr, no traceback, and the line names ``words``."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+def pattern(height, width, seed=0):
+    """A smooth colour image with some noise: JPEG-realistic, different per seed."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    rgb = np.stack([x * 255 / max(width - 1, 1), y * 255 / max(height - 1, 1),
+                    (x + y) * 127 / max(width + height - 2, 1)], axis=-1)
+    rgb += rng.normal(0, 20, rgb.shape) + rng.integers(0, 80)
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def save(path, img, fmt, **params):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, fmt, **params)
+    return path
+
+
+def exif_rotated_jpeg(path, seed=0):
+    """A 20x12 JPEG whose EXIF orientation (6) says: rotate 90° clockwise to view it (12 wide, 20 high)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return save(path, Image.fromarray(pattern(12, 20, seed)), "JPEG", quality=92, exif=exif.tobytes())
+
+
+def animated_gif(path):
+    frames = [Image.fromarray(pattern(16, 16, s)).convert("P") for s in (1, 2)]
+    return save(path, frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
+
+
+def gray16_png(path):
+    samples = (np.arange(24 * 16).reshape(16, 24) * 170).astype(np.uint16)  # up to 65,110
+    return save(path, Image.fromarray(samples), "PNG")
+
+
+def bomb_png(path):
+    """A tiny PNG whose header claims 20,000 x 20,000 pixels: Pillow refuses it before decoding."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 20001)) + chunk(b"IEND", b"")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(data)
+    return Path(path)
+
+
+def truncated_jpeg(path):
+    buf = io.BytesIO()
+    Image.fromarray(pattern(40, 40, 7)).save(buf, "JPEG", quality=90)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    return Path(path)
+
+
+def pillow_rgb(path):
+    """The reference pixels of a file, built here from Pillow alone (not flowio's code)."""
+    img = Image.open(path)
+    img = ImageOps.exif_transpose(img)
+    if img.mode == "I;16":
+        gray = (np.asarray(img).astype(np.uint32) >> 8).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    return np.asarray(img.convert("RGB"))
+
+
+def mixed_tree(root, outside):
+    """Every format and trap of the FlowIO issue under ``root``; return ``(valid, skipped, kept)``.
+
+    ``valid`` maps relative paths to class names, ``skipped`` relative paths to a word of the reason,
+    ``kept`` lists the files whose original bytes the records must keep.
+    """
+    root = Path(root)
+    img = lambda h, w, s: Image.fromarray(pattern(h, w, s))  # noqa: E731
+    save(root / "cat s" / "rgb photo.jpg", img(30, 40, 1), "JPEG", quality=90)
+    save(root / "cat s" / "gray.jpg", img(24, 24, 2).convert("L"), "JPEG", quality=90)
+    save(root / "cat s" / "cmyk.jpg", img(24, 20, 3).convert("CMYK"), "JPEG", quality=90)
+    exif_rotated_jpeg(root / "cat s" / "rotated.jpg", seed=4)
+    save(root / "cat s" / "nested" / "deeper" / "rgb.png", img(18, 22, 5), "PNG")
+    save(root / "狗" / "palette.png", img(20, 20, 6).convert("P"), "PNG")
+    save(root / "狗" / "rgba.png", img(16, 18, 7).convert("RGBA"), "PNG")
+    gray16_png(root / "狗" / "gray16.png")
+    save(root / "狗" / "图片 1.bmp", img(15, 17, 8), "BMP")
+    animated_gif(root / "狗" / "anim.gif")
+    save(root / "bird" / "x.webp", img(20, 24, 9), "WEBP", lossless=True)
+    save(root / "bird" / "x.tiff", img(14, 12, 10), "TIFF")
+    save(root / "bird" / "gray.png", img(19, 21, 11).convert("L"), "PNG")
+    target = save(Path(outside) / "linked target.png", img(20, 20, 12), "PNG")
+    os.symlink(target, root / "bird" / "link.png")
+    save(root / "bird" / ".hidden.png", img(20, 20, 13), "PNG")
+    save(root / ".hidden dir" / "x.png", img(20, 20, 14), "PNG")
+    (root / "cat s" / "notes.txt").write_text("not an image\n")
+    (root / "cat s" / "empty.jpg").write_bytes(b"")
+    truncated_jpeg(root / "狗" / "truncated.jpg")
+    bomb_png(root / "bird" / "bomb.png")
+    (root / "README.txt").write_text("loose file\n")
+
+    valid = {
+        "cat s/rgb photo.jpg": "cat s", "cat s/gray.jpg": "cat s", "cat s/cmyk.jpg": "cat s",
+        "cat s/rotated.jpg": "cat s", "cat s/nested/deeper/rgb.png": "cat s",
+        "狗/palette.png": "狗", "狗/rgba.png": "狗", "狗/gray16.png": "狗", "狗/图片 1.bmp": "狗",
+        "狗/anim.gif": "狗", "bird/x.webp": "bird", "bird/x.tiff": "bird", "bird/gray.png": "bird",
+        "bird/link.png": "bird",
+    }
+    skipped = {"cat s/notes.txt": "not an image", "cat s/empty.jpg": "empty", "狗/truncated.jpg": "truncated",
+               "bird/bomb.png": "decompression bomb", "README.txt": "not inside a class folder"}
+    kept = ["cat s/rgb photo.jpg", "cat s/gray.jpg", "cat s/nested/deeper/rgb.png", "bird/gray.png",
+            "bird/link.png"]
+    return valid, skipped, kept
+
+
+def tree_bytes(folder):
+    """``{relative path: bytes}`` of every file in ``folder`` outside hidden files and folders."""
+    folder = Path(folder)
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)}
