@@ -1,0 +1,48 @@
+"""The legacy half's model registry: name -> graph-mode builder and default input size (twin: modern/registry.py).
+
+    logits, end_points = legacy.build("jianshu_resnet_50", images, num_classes=10, is_training=True)
+
+``build`` adds the model's variables to the default graph (call it inside ``with graph.as_default():``) and
+returns ``logits`` ``[batch, num_classes]`` and ``end_points`` (scope name -> tensor), tf_slim's
+convention. Models register themselves with ``@register_model(name, input_size)``; a name registered twice
+is a bug and raises.
+"""
+
+_MODELS = {}  # name -> (builder, default input size)
+
+
+def register_model(name, input_size):
+    """Decorator: register ``fn(images, num_classes, is_training, weight_decay)`` under ``name``."""
+    def decorate(fn):
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is registered twice")
+        _MODELS[name] = (fn, input_size)
+        return fn
+    return decorate
+
+
+def list_models():
+    return sorted(_MODELS)
+
+
+def _lookup(name):
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+    return _MODELS[name]
+
+
+def default_input_size(name):
+    """The side of the square RGB input the model was designed for (224 for the ResNets)."""
+    return _lookup(name)[1]
+
+
+def build(name, images, num_classes, is_training=True, weight_decay=None, **unknown):
+    """Build model ``name`` on ``images`` (NHWC float32) in the default graph; return ``(logits, end_points)``.
+
+    ``weight_decay=None`` means the model's own default (1e-4 for the ResNets).
+    """
+    fn, _ = _lookup(name)
+    if unknown:
+        raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} for build(); known: images,"
+                         " num_classes, is_training, weight_decay")
+    return fn(images, num_classes, is_training=is_training, weight_decay=weight_decay)

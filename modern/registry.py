@@ -1,0 +1,47 @@
+"""The modern half's model registry: name -> tf_keras builder and default input size (twin: legacy/registry.py).
+
+    model = modern.build("jianshu_resnet_50", num_classes=10)   # a tf_keras.Model that returns logits
+
+Models register themselves with ``@register_model(name, input_size)``; a name registered twice is a bug
+and raises. The names and sizes are the legacy registry's (a test checks both tables agree).
+"""
+
+_MODELS = {}  # name -> (builder, default input size)
+
+
+def register_model(name, input_size):
+    """Decorator: register ``fn(num_classes, input_shape, weight_decay) -> tf_keras.Model`` under ``name``."""
+    def decorate(fn):
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is registered twice")
+        _MODELS[name] = (fn, input_size)
+        return fn
+    return decorate
+
+
+def list_models():
+    return sorted(_MODELS)
+
+
+def _lookup(name):
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+    return _MODELS[name]
+
+
+def default_input_size(name):
+    """The side of the square RGB input the model was designed for (224 for the ResNets)."""
+    return _lookup(name)[1]
+
+
+def build(name, num_classes, input_shape=None, weight_decay=None, **unknown):
+    """Build model ``name``; ``input_shape=None`` means ``(S, S, 3)`` at its default size S.
+
+    ``weight_decay=None`` means the model's own default (1e-4 for the ResNets, in slim's convention:
+    the coefficient of half the sum of squares).
+    """
+    fn, size = _lookup(name)
+    if unknown:
+        raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} for build(); known: num_classes,"
+                         " input_shape, weight_decay")
+    return fn(num_classes, input_shape=tuple(input_shape or (size, size, 3)), weight_decay=weight_decay)
