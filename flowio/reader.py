@@ -12,7 +12,7 @@ Decoding: JPEG with ``dct_method="INTEGER_ACCURATE"`` (the default DCT differs f
 this one matches it exactly), PNG as is; both to 3 channels. Preprocessing: squash-resize to S×S, bilinear,
 ``antialias=False``, then float32 in [0, 1]. Training augmentation: resize to round(1.125·S), random S×S
 crop, random horizontal flip unless ``flip=False``. The random numbers are stateless, seeded by
-``(seed, epoch, position)``, and the shuffle by ``(seed, epoch)``, so epoch ``e`` gives the same batches
+``(seed, epoch, position)``, and the shuffles by ``(seed, epoch)``, so epoch ``e`` gives the same batches
 whenever it is read — which lets a resumed run skip exactly the batches it has done.
 """
 
@@ -135,11 +135,25 @@ def _parse(serialized):
 
 
 def _records(paths, shuffle_seed=None):
-    files = tf.data.Dataset.from_tensor_slices(paths)
+    """The serialized records of ``paths``, interleaved; the file order shuffled by a stateless seed."""
+    files = tf.constant(paths)
     if shuffle_seed is not None:
-        files = files.shuffle(len(paths), seed=shuffle_seed)
-    return files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(paths), 4),
-                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        files = tf.random.experimental.stateless_shuffle(files, seed=shuffle_seed)
+    return tf.data.Dataset.from_tensor_slices(files).interleave(
+        tf.data.TFRecordDataset, cycle_length=min(len(paths), 4), num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True)
+
+
+def _window_shuffle(records, window, seed):
+    """Shuffle each run of ``window`` records with its own stateless seed.
+
+    ``Dataset.shuffle`` takes its seed through the global-seed machinery, which rejects a per-epoch tensor
+    seed once a global seed is set (as ``keras.utils.set_random_seed`` does); flowio already wrote the
+    records to the shards in random order, so shuffling windows of them is enough.
+    """
+    def shuffle(index, chunk):
+        return tf.random.experimental.stateless_shuffle(chunk, seed=tf.random.experimental.stateless_fold_in(seed, index))
+    return records.batch(window).enumerate().map(shuffle).unbatch()
 
 
 def raw_dataset(records_dir, split):
@@ -150,12 +164,14 @@ def raw_dataset(records_dir, split):
 
 
 def dataset(records_dir, split, image_size, batch_size, training=False, flip=True, seed=0,
-            repeat=False, drop_remainder=False):
+            repeat=False, drop_remainder=False, initial_step=0):
     """Batches of ``(images float32 [B, S, S, 3], labels int64 [B])``.
 
     ``training`` shuffles and augments; otherwise images are only resized, in the shards' order.
     ``repeat`` gives epochs 0, 1, 2, ... back to back, each batched on its own (an epoch never shares a
     batch with the next), so epoch ``e`` has ``ceil(n / B)`` batches, or ``floor`` with ``drop_remainder``.
+    ``initial_step`` (with ``repeat``) starts at that global batch number: what a resumed run needs, so
+    that it sees exactly the batches an uninterrupted run would have seen from there on.
     """
     paths = shard_paths(records_dir, split)
     shuffle_buffer = min(SHUFFLE_BUFFER, num_examples(records_dir, split))
@@ -168,26 +184,28 @@ def dataset(records_dir, split, image_size, batch_size, training=False, flip=Tru
                                 num_parallel_calls=tf.data.AUTOTUNE)
         else:
             epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
-            shuffle_seed = tf.cast(tf.random.experimental.stateless_fold_in(epoch_seed, 0)[0], tf.int64)
-            records = _records(paths, shuffle_seed).shuffle(shuffle_buffer, seed=shuffle_seed)
+            file_seed, window_seed, image_seed = tf.unstack(tf.random.experimental.stateless_split(epoch_seed, 3))
+            records = _window_shuffle(_records(paths, file_seed), shuffle_buffer, window_seed)
 
             def train_map(position, serialized):
                 encoded, label, _ = _parse(serialized)
-                image_seed = tf.random.experimental.stateless_fold_in(epoch_seed, position + 1)
-                return augment(decode(encoded), image_size, image_seed, flip), label
+                this_seed = tf.random.experimental.stateless_fold_in(image_seed, position)
+                return augment(decode(encoded), image_size, this_seed, flip), label
 
             images = records.enumerate().map(train_map, num_parallel_calls=tf.data.AUTOTUNE)
         return images.batch(batch_size, drop_remainder=drop_remainder)
 
     if repeat:
-        ds = tf.data.Dataset.counter(dtype=tf.int64).flat_map(one_epoch)
+        per_epoch = steps_per_epoch(records_dir, split, batch_size, drop_remainder)
+        first_epoch, skip = divmod(initial_step, per_epoch)
+        ds = tf.data.Dataset.counter(start=first_epoch, dtype=tf.int64).flat_map(one_epoch).skip(skip)
     else:
         ds = one_epoch(tf.constant(0, tf.int64))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def graph_input(graph, records_dir, split, image_size, batch_size, training=False, flip=True, seed=0,
-                drop_remainder=False):
+                drop_remainder=False, initial_step=0):
     """``(images, labels)`` tensors in ``graph`` that yield the next batch each time they are run.
 
     The epochs repeat without end (epoch-aligned batches, as ``dataset(repeat=True)``): run
@@ -195,7 +213,7 @@ def graph_input(graph, records_dir, split, image_size, batch_size, training=Fals
     """
     with graph.as_default():
         ds = dataset(records_dir, split, image_size, batch_size, training=training, flip=flip, seed=seed,
-                     repeat=True, drop_remainder=drop_remainder)
+                     repeat=True, drop_remainder=drop_remainder, initial_step=initial_step)
         images, labels = tf.compat.v1.data.make_one_shot_iterator(ds).get_next()
     return images, labels
 

@@ -12,7 +12,7 @@ _MODELS = {}  # name -> (builder, default input size)
 
 
 def register_model(name, input_size):
-    """Decorator: register ``fn(images, num_classes, is_training, weight_decay)`` under ``name``."""
+    """Decorator: register ``fn(images, num_classes, is_training, weight_decay, batch_norm_decay)`` under ``name``."""
     def decorate(fn):
         if name in _MODELS:
             raise ValueError(f"model {name!r} is registered twice")
@@ -36,13 +36,15 @@ def default_input_size(name):
     return _lookup(name)[1]
 
 
-def build(name, images, num_classes, is_training=True, weight_decay=None, **unknown):
+def build(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None, **unknown):
     """Build model ``name`` on ``images`` (NHWC float32) in the default graph; return ``(logits, end_points)``.
 
-    ``weight_decay=None`` means the model's own default (1e-4 for the ResNets).
+    ``weight_decay=None`` means the model's own default (1e-4 for the ResNets); ``batch_norm_decay``, when
+    given, replaces the decay of every BN layer's moving averages (the model's own otherwise).
     """
     fn, _ = _lookup(name)
     if unknown:
         raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} for build(); known: images,"
-                         " num_classes, is_training, weight_decay")
-    return fn(images, num_classes, is_training=is_training, weight_decay=weight_decay)
+                         " num_classes, is_training, weight_decay, batch_norm_decay")
+    return fn(images, num_classes, is_training=is_training, weight_decay=weight_decay,
+              batch_norm_decay=batch_norm_decay)

@@ -36,14 +36,14 @@ def blocks(depth, unit_fn):
 
 # --- arg scope ----------------------------------------------------------------------------------------
 
-def arg_scope(weight_decay, is_training):
+def arg_scope(weight_decay, is_training, batch_norm_decay=0.997):
     """tf_slim's ``resnet_arg_scope()`` with ``fused=True`` pinned (DESIGN §3.4) and ``is_training`` set.
 
     BN decay 0.997, epsilon 1e-5, with scale; l2 weight decay on every conv's weights (``slim.l2_regularizer``
     adds ``weight_decay * tf.nn.l2_loss(w)``, i.e. half the sum of squares, to REGULARIZATION_LOSSES);
     He-normal initialisation; max-pools padded SAME.
     """
-    batch_norm = {"decay": 0.997, "epsilon": 1e-5, "scale": True, "fused": True, "is_training": is_training,
+    batch_norm = {"decay": batch_norm_decay, "epsilon": 1e-5, "scale": True, "fused": True, "is_training": is_training,
                   "updates_collections": tf.GraphKeys.UPDATE_OPS}
     with slim.arg_scope([slim.conv2d],
                         weights_regularizer=slim.l2_regularizer(weight_decay),
@@ -114,10 +114,13 @@ def stack(net, blocks, end_points):
 
 # --- trunk --------------------------------------------------------------------------------------------
 
-def resnet(images, blocks, num_classes, is_training, weight_decay, scope, stem_batch_norm, postnorm):
-    """Stem, stacked blocks, optional head BN, global average pool, 1x1 ``logits`` conv."""
+def resnet(images, blocks, num_classes, is_training, weight_decay, batch_norm_decay, scope, stem_batch_norm,
+           postnorm):
+    """Stem, stacked blocks, optional head BN, global average pool, 1x1 ``logits`` conv.
+
+    ``batch_norm_decay=None`` keeps each BN's own decay (0.997 in units, 0.99 in the head)."""
     end_points = {}
-    with slim.arg_scope(arg_scope(weight_decay, is_training)):
+    with slim.arg_scope(arg_scope(weight_decay, is_training, batch_norm_decay or 0.997)):
         with tf.variable_scope(scope, values=[images]) as sc:
             stem = {} if stem_batch_norm else {"normalizer_fn": None}  # the article's stem: bias, no BN
             with slim.arg_scope([slim.conv2d], **stem):
@@ -127,7 +130,7 @@ def resnet(images, blocks, num_classes, is_training, weight_decay, scope, stem_b
             end_points[f"{sc.name}/pool1"] = net
             net = stack(net, blocks, end_points)
             if postnorm:  # the article's tf.layers.batch_normalization, its defaults spelled out
-                net = tf.layers.batch_normalization(net, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                net = tf.layers.batch_normalization(net, momentum=batch_norm_decay or 0.99, epsilon=1e-3, center=True, scale=True,
                                                     training=is_training, fused=True, name="postnorm")
                 net = tf.nn.relu(net)
                 end_points[f"{sc.name}/postnorm"] = net
@@ -143,14 +146,14 @@ def resnet(images, blocks, num_classes, is_training, weight_decay, scope, stem_b
 # --- registered builders ------------------------------------------------------------------------------
 
 def _register(depth):
-    def jianshu(images, num_classes, is_training=True, weight_decay=None):
+    def jianshu(images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None):
         return resnet(images, blocks(depth, jianshu_bottleneck), num_classes, is_training,
-                      DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay,
+                      DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, batch_norm_decay,
                       scope=f"jianshu_resnet_{depth}", stem_batch_norm=False, postnorm=True)
 
-    def v1(images, num_classes, is_training=True, weight_decay=None):
+    def v1(images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None):
         return resnet(images, blocks(depth, bottleneck_v1), num_classes, is_training,
-                      DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay,
+                      DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, batch_norm_decay,
                       scope=f"resnet_v1_{depth}", stem_batch_norm=True, postnorm=False)
 
     register_model(f"jianshu_resnet_{depth}", 224)(jianshu)

@@ -6,6 +6,8 @@ Models register themselves with ``@register_model(name, input_size)``; a name re
 and raises. The names and sizes are the legacy registry's (a test checks both tables agree).
 """
 
+import tf_keras as keras
+
 _MODELS = {}  # name -> (builder, default input size)
 
 
@@ -34,14 +36,20 @@ def default_input_size(name):
     return _lookup(name)[1]
 
 
-def build(name, num_classes, input_shape=None, weight_decay=None, **unknown):
+def build(name, num_classes, input_shape=None, weight_decay=None, batch_norm_decay=None, **unknown):
     """Build model ``name``; ``input_shape=None`` means ``(S, S, 3)`` at its default size S.
 
     ``weight_decay=None`` means the model's own default (1e-4 for the ResNets, in slim's convention:
-    the coefficient of half the sum of squares).
+    the coefficient of half the sum of squares); ``batch_norm_decay``, when given, replaces the momentum
+    of every BN layer's moving averages (slim's "decay" is Keras's "momentum").
     """
     fn, size = _lookup(name)
     if unknown:
         raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} for build(); known: num_classes,"
-                         " input_shape, weight_decay")
-    return fn(num_classes, input_shape=tuple(input_shape or (size, size, 3)), weight_decay=weight_decay)
+                         " input_shape, weight_decay, batch_norm_decay")
+    model = fn(num_classes, input_shape=tuple(input_shape or (size, size, 3)), weight_decay=weight_decay)
+    if batch_norm_decay is not None:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = batch_norm_decay
+    return model

@@ -1,0 +1,156 @@
+"""Training the TF1 way: one graph, a Session, Saver and FileWriter (twin: modern/train.py).
+
+The article's train.py, kept honest for TF 2.21's ``tf.compat.v1``:
+
+* the input is ``flowio.graph_input`` — a ``tf.data`` iterator inside the graph, where the article started
+  queue runners;
+* ``tf.compat.v1.train.MomentumOptimizer`` on ``exponential_decay`` (lr * decay ** (step // steps_per_epoch));
+* BN moving statistics are updated only because the train op depends on the UPDATE_OPS collection;
+* the loss is the cross-entropy plus the REGULARIZATION_LOSSES collection (slim's l2 on every conv kernel);
+* ``global_step`` counts steps and is saved with the weights: a ``Saver`` keeps the last checkpoint (every
+  ``save_every`` steps and at each epoch end) and another the best one (by validation accuracy); a rerun
+  restores the last and starts the input at that step, so no batch is seen twice;
+* ``FileWriter`` summaries with Keras's tag names (``epoch_loss``, ``epoch_accuracy``, ``epoch_learning_rate``
+  under ``logs/train`` and ``logs/validation``), so TensorBoard shows both halves alike;
+* a tqdm progress line per epoch.
+
+Sections, in the same order as the twin: counters, input, model and loss, checkpoints, the loop.
+"""
+
+import os
+
+import numpy as np
+from tqdm import tqdm
+
+import flowio
+import legacy
+from flowio import run_dir as rd
+from legacy.slim_compat import tf
+
+CKPT_LAST, CKPT_BEST = os.path.join("ckpt", "last"), os.path.join("ckpt", "best")
+LOGS = "logs"
+
+
+# --- counters -----------------------------------------------------------------------------------------
+
+def saved_step(checkpoint_dir):
+    """The global step of the latest checkpoint in ``checkpoint_dir`` (0 when there is none)."""
+    path = tf.train.latest_checkpoint(checkpoint_dir)
+    return int(tf.train.load_checkpoint(path).get_tensor("global_step")) if path else 0
+
+
+# --- the loop -----------------------------------------------------------------------------------------
+
+def _summary(writer, step, **values):
+    writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag=f"epoch_{k}", simple_value=v)
+                                         for k, v in values.items()]), step)
+    writer.flush()
+
+
+def train(run_dir, run, records_dir, progress=True):
+    """Train (or resume) the run in ``run_dir``; ``run`` is its run.json, updated as epochs end."""
+    h = run["hyper"]
+    size, batch, num_classes = run["image_size"], h["batch_size"], run["num_classes"]
+    steps_per_epoch = flowio.steps_per_epoch(records_dir, "train", batch, drop_remainder=True)
+    val_steps = flowio.steps_per_epoch(records_dir, "validation", batch)
+    last_dir, best_dir = os.path.join(run_dir, CKPT_LAST), os.path.join(run_dir, CKPT_BEST)
+    start = saved_step(last_dir)
+    if start:
+        run["resumed_from_steps"].append(start)
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.set_random_seed(h["seed"])
+        # input
+        images, labels = flowio.graph_input(graph, records_dir, "train", size, batch, training=True,
+                                            flip=h["flip"], seed=h["seed"], drop_remainder=True,
+                                            initial_step=start)
+        val_images, val_labels = flowio.graph_input(graph, records_dir, "validation", size, batch)
+        # model and loss
+        logits, _ = legacy.build(run["model"], images, num_classes, is_training=True,
+                                 weight_decay=h["weight_decay"], batch_norm_decay=h["batch_norm_decay"])
+        with tf.variable_scope(tf.get_variable_scope(), reuse=True):
+            val_logits, _ = legacy.build(run["model"], val_images, num_classes, is_training=False)
+        global_step = tf.train.get_or_create_global_step()
+        lr = tf.train.exponential_decay(h["lr"], global_step, steps_per_epoch, h["lr_decay_per_epoch"],
+                                        staircase=True)
+        regularization = tf.losses.get_regularization_loss()
+        loss = tf.losses.sparse_softmax_cross_entropy(labels, logits) + regularization
+        accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.float32))
+        with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
+            train_op = tf.train.MomentumOptimizer(lr, h["momentum"]).minimize(loss, global_step)
+        val_ce = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=val_labels, logits=val_logits))
+        val_correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(val_logits, 1), val_labels), tf.float32))
+        val_count = tf.size(val_labels)
+        # checkpoints
+        last_saver, best_saver = tf.train.Saver(max_to_keep=1), tf.train.Saver(max_to_keep=1)
+        writers = {s: tf.summary.FileWriter(os.path.join(run_dir, LOGS, s)) for s in ("train", "validation")}
+        init = tf.global_variables_initializer()
+    graph.finalize()
+
+    os.makedirs(last_dir, exist_ok=True)
+    os.makedirs(best_dir, exist_ok=True)
+    with tf.Session(graph=graph) as sess:
+        if start:
+            last_saver.restore(sess, tf.train.latest_checkpoint(last_dir))
+        else:
+            sess.run(init)
+        step = start
+        for epoch in range(start // steps_per_epoch, h["epochs"]):
+            losses, accuracies = [], []
+            end = (epoch + 1) * steps_per_epoch
+            bar = tqdm(total=steps_per_epoch, initial=step - epoch * steps_per_epoch, unit="step", leave=False,
+                       desc=f"epoch {epoch + 1}/{h['epochs']}", disable=None if progress else True)
+            with bar:
+                while step < end:
+                    _, step_loss, step_accuracy = sess.run([train_op, loss, accuracy])
+                    step += 1
+                    losses.append(step_loss)
+                    accuracies.append(step_accuracy)
+                    bar.update()
+                    bar.set_postfix(loss=f"{np.mean(losses):.4f}", accuracy=f"{np.mean(accuracies):.4f}")
+                    if step % h["save_every"] == 0 and step < end:
+                        last_saver.save(sess, os.path.join(last_dir, "model.ckpt"), global_step=step)
+            ce_sum = correct = count = 0
+            for _ in range(val_steps):
+                a, b, c = sess.run([val_ce, val_correct, val_count])
+                ce_sum, correct, count = ce_sum + a, correct + b, count + c
+            last_lr = h["lr"] * h["lr_decay_per_epoch"] ** ((step - 1) // steps_per_epoch)  # what `lr` gave
+            metrics = {"epoch": epoch + 1, "step": step, "lr": float(last_lr),
+                       "loss": float(np.mean(losses)), "accuracy": float(np.mean(accuracies)),
+                       "val_loss": float(ce_sum / count + sess.run(regularization)),
+                       "val_accuracy": float(correct / count)}
+            _summary(writers["train"], epoch, loss=metrics["loss"], accuracy=metrics["accuracy"],
+                     learning_rate=metrics["lr"])
+            _summary(writers["validation"], epoch, loss=metrics["val_loss"], accuracy=metrics["val_accuracy"])
+            last_saver.save(sess, os.path.join(last_dir, "model.ckpt"), global_step=step)
+            if rd.record_epoch(run_dir, run, metrics):
+                best_saver.save(sess, os.path.join(best_dir, "model.ckpt"), global_step=step)
+            if not progress:
+                print(f"epoch {epoch + 1}/{h['epochs']}: " + ", ".join(
+                    f"{k} {metrics[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy")), flush=True)
+    for writer in writers.values():
+        writer.close()
+
+
+# --- prediction (evaluate.py, use_model.py) -------------------------------------------------------------
+
+class Predictor:
+    """``predictor(images float32 [N, S, S, 3]) -> logits [N, C]`` from a run's best (else last) checkpoint."""
+
+    def __init__(self, run_dir, run):
+        path = (tf.train.latest_checkpoint(os.path.join(run_dir, CKPT_BEST))
+                or tf.train.latest_checkpoint(os.path.join(run_dir, CKPT_LAST)))
+        if path is None:
+            raise flowio.UserError(f"{run_dir}: no checkpoint (ckpt/best or ckpt/last); train it first")
+        size = run["image_size"]
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.images = tf.placeholder(tf.float32, [None, size, size, 3])
+            self.logits, _ = legacy.build(run["model"], self.images, run["num_classes"], is_training=False)
+            saver = tf.train.Saver(tf.global_variables())
+            self.sess = tf.Session(graph=self.graph)
+            saver.restore(self.sess, path)
+
+    def __call__(self, images):
+        return self.sess.run(self.logits, {self.images: images})

@@ -1,0 +1,144 @@
+"""Training the TF2 way: ``compile`` / ``fit`` on flowio's ``tf.data`` pipeline (twin: legacy/train.py).
+
+What each piece of the legacy loop became:
+
+* graph + Session + queue runners -> ``model.fit`` on ``flowio.dataset`` (repeating, epoch-aligned);
+* MomentumOptimizer + ``exponential_decay`` -> ``SGD(momentum=...)`` + ``ExponentialDecay`` (the same
+  formula: lr * decay ** (step // steps_per_epoch));
+* the UPDATE_OPS dependency -> nothing: Keras BN updates its moving statistics inside ``fit``;
+* the regularization collection -> the layers' ``kernel_regularizer``, which ``fit`` adds to the loss
+  (so ``loss`` includes it, as legacy's does);
+* Saver (last, best) -> ``ModelCheckpoint`` to ``last.keras`` and ``best.keras`` (by validation accuracy);
+* resuming from ``global_step`` -> ``BackupAndRestore``. With a step ``save_freq`` it restores the weights,
+  the optimizer and the step, but restarts the data iterator at the first batch: we read the step it
+  saved and start the dataset there (``initial_step``), so no batch is seen twice (DESIGN §8);
+* FileWriter summaries -> the ``TensorBoard`` callback (tags ``epoch_loss``, ``epoch_accuracy``,
+  ``epoch_learning_rate``);
+* device placement -> a distribution strategy: ``MirroredStrategy`` when more than one GPU is visible.
+
+Sections, in the same order as the twin: counters, input, model and loss, checkpoints, the loop.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+import flowio
+import modern
+from flowio import run_dir as rd
+
+BACKUP = "backup"
+LAST, BEST = "last.keras", "best.keras"
+LOGS = "logs"
+
+
+# --- counters -----------------------------------------------------------------------------------------
+
+def backed_up_step(backup_dir, steps_per_epoch):
+    """The global step BackupAndRestore will resume from (0 when there is no backup).
+
+    It saves the epoch and the batch index it had reached (-1 for the batch when it saved at an epoch
+    end); the first step still to run follows them.
+    """
+    path = tf.train.latest_checkpoint(os.path.join(backup_dir, "chief")) or tf.train.latest_checkpoint(backup_dir)
+    if path is None:
+        return 0
+    reader = tf.train.load_checkpoint(path)
+    names = reader.get_variable_to_shape_map()
+    epoch = int(reader.get_tensor(next(n for n in names if n.startswith("ckpt_saved_epoch"))))
+    batch = int(reader.get_tensor(next(n for n in names if n.startswith("ckpt_saved_batch"))))
+    if epoch < 0:
+        return 0
+    return epoch * steps_per_epoch + batch + 1 if batch >= 0 else (epoch + 1) * steps_per_epoch
+
+
+def strategy():
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+# --- the loop ------------------------------------------------------------------------------------------
+
+class RecordEpochs(keras.callbacks.Callback):
+    """Writes each epoch's metrics into run.json (and curves.png), as legacy's loop does by hand."""
+
+    def __init__(self, run_dir, run, steps_per_epoch):
+        super().__init__()
+        self.run_dir, self.run, self.steps_per_epoch = run_dir, run, steps_per_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        lr = self.model.optimizer.learning_rate
+        step = int(self.model.optimizer.iterations.numpy())
+        metrics = {"epoch": epoch + 1, "step": step, "lr": float(lr(step - 1) if callable(lr) else lr),
+                   **{k: float(logs[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy")}}
+        rd.record_epoch(self.run_dir, self.run, metrics)
+
+
+def compiled_model(run, steps_per_epoch):
+    h = run["hyper"]
+    model = modern.build(run["model"], run["num_classes"], input_shape=(run["image_size"], run["image_size"], 3),
+                         weight_decay=h["weight_decay"], batch_norm_decay=h["batch_norm_decay"])
+    schedule = keras.optimizers.schedules.ExponentialDecay(h["lr"], decay_steps=steps_per_epoch,
+                                                           decay_rate=h["lr_decay_per_epoch"], staircase=True)
+    model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=h["momentum"]),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    return model
+
+
+def train(run_dir, run, records_dir, progress=True):
+    """Train (or resume) the run in ``run_dir``; ``run`` is its run.json, updated as epochs end."""
+    h = run["hyper"]
+    size, batch = run["image_size"], h["batch_size"]
+    steps_per_epoch = flowio.steps_per_epoch(records_dir, "train", batch, drop_remainder=True)
+    backup = os.path.join(run_dir, BACKUP)
+    done_epochs = len(run["epochs"])
+    start = backed_up_step(backup, steps_per_epoch)
+    if start:
+        run["resumed_from_steps"].append(start)
+    keras.utils.set_random_seed(h["seed"])
+
+    initial_epoch = 0  # BackupAndRestore overrides it when it restores a backup
+    with strategy().scope():
+        if start == 0 and done_epochs and os.path.exists(os.path.join(run_dir, LAST)):
+            # a complete run continued with a larger --epochs: weights and optimizer from last.keras
+            model = keras.models.load_model(os.path.join(run_dir, LAST))
+            initial_epoch, start = done_epochs, done_epochs * steps_per_epoch
+            run["resumed_from_steps"].append(start)
+        else:
+            model = compiled_model(run, steps_per_epoch)
+
+    train_data = flowio.dataset(records_dir, "train", size, batch, training=True, flip=h["flip"], seed=h["seed"],
+                                repeat=True, drop_remainder=True, initial_step=start)
+    val_data = flowio.dataset(records_dir, "validation", size, batch)
+    best = run["best"]["val_accuracy"] if run["best"] else None
+    callbacks = [
+        keras.callbacks.BackupAndRestore(backup, save_freq=h["save_every"], delete_checkpoint=True),
+        keras.callbacks.ModelCheckpoint(os.path.join(run_dir, LAST)),
+        keras.callbacks.ModelCheckpoint(os.path.join(run_dir, BEST), monitor="val_accuracy", mode="max",
+                                        save_best_only=True, initial_value_threshold=best),
+        keras.callbacks.TensorBoard(os.path.join(run_dir, LOGS), write_graph=False),
+        RecordEpochs(run_dir, run, steps_per_epoch),
+    ]
+    model.fit(train_data, epochs=h["epochs"], steps_per_epoch=steps_per_epoch,
+              initial_epoch=initial_epoch,
+              validation_data=val_data, callbacks=callbacks, verbose=1 if progress else 2)
+    return model
+
+
+# --- prediction (evaluate.py, use_model.py) -------------------------------------------------------------
+
+class Predictor:
+    """``predictor(images float32 [N, S, S, 3]) -> logits [N, C]`` from a run's best (else last) model."""
+
+    def __init__(self, run_dir, run):
+        path = next((p for p in (os.path.join(run_dir, BEST), os.path.join(run_dir, LAST)) if os.path.exists(p)),
+                    None)
+        if path is None:
+            raise flowio.UserError(f"{run_dir}: no checkpoint ({BEST} or {LAST}); train it first")
+        self.model = keras.models.load_model(path, compile=False)
+
+    def __call__(self, images):
+        return np.asarray(self.model(images, training=False))

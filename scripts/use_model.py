@@ -1,0 +1,105 @@
+"""Classify images with a trained run: ``python scripts/use_model.py IMAGE_OR_FOLDER [...]``.
+
+The article's useModel.py, for runs of either half. Prints, for each image, its K most likely classes, best
+first, one line each: ``path<TAB>class<TAB>probability``. A folder is searched for images (hidden entries
+skipped) and predicted in batches. Images are decoded and preprocessed exactly as in training (flowio's
+recorded preprocessing). A file that is missing or not an image is reported on stderr; the others are
+still predicted, and the exit status is then 2.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+
+from flowio.errors import UserError, run_cli  # noqa: E402
+
+IMPLS = {"legacy": "legacy.train", "modern": "modern.train"}
+BATCH = 32
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="use_model.py", description=__doc__.split("\n\n", 1)[1].strip())
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files or folders of images")
+    p.add_argument("--run-dir", metavar="DIR", help="the trained run to use (default: runs/latest)")
+    p.add_argument("--top-k", type=int, default=5, metavar="K", help="classes per image (at most the number"
+                   " of classes; default 5)")
+    p.add_argument("--backend", choices=["auto", "tf"], default="auto",
+                   help="what runs the model: tf (TensorFlow, the half that trained it); auto picks the best"
+                   " available")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
+    return p.parse_args(argv)
+
+
+def image_paths(inputs):
+    """Expand folders into their files (sorted, hidden entries skipped); keep files as given."""
+    for item in inputs:
+        if os.path.isdir(item):
+            for dirpath, dirnames, filenames in os.walk(item):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for f in sorted(filenames):
+                    if not f.startswith("."):
+                        yield os.path.join(dirpath, f)
+        else:
+            yield item
+
+
+def softmax(logits):
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import importlib
+
+    from flowio import run_dir as rd
+    from flowio.quiet_tf import quiet_tensorflow
+    run_dir, run = rd.resolve_run_dir(args.run_dir)
+    quiet_tensorflow()
+    import flowio
+    if args.top_k < 1:
+        raise UserError(f"--top-k {args.top_k}: must be at least 1")
+    k = min(args.top_k, run["num_classes"])
+    model = importlib.import_module(IMPLS[run["impl"]]).Predictor(run_dir, run)
+    size = run["image_size"]
+
+    results, errors = [], []
+    pending_paths, pending_images = [], []
+
+    def flush():
+        if not pending_paths:
+            return
+        probabilities = softmax(model(np.stack(pending_images)))
+        for path, p in zip(pending_paths, probabilities):
+            best = np.argsort(-p, kind="stable")[:k]
+            results.append({"path": path, "predictions": [{"class": run["labels"][i], "probability": float(p[i])}
+                                                          for i in best]})
+            if not args.json:
+                for i in best:
+                    print(f"{path}\t{run['labels'][i]}\t{p[i]:.6f}")
+        pending_paths.clear()
+        pending_images.clear()
+
+    for path in image_paths(args.inputs):
+        try:
+            pending_images.append(flowio.preprocess(flowio.load_image(path), size).numpy())
+        except UserError as err:
+            errors.append(str(err))
+            print(f"use_model.py: error: {err}", file=sys.stderr)
+            continue
+        pending_paths.append(path)
+        if len(pending_paths) == BATCH:
+            flush()
+    flush()
+    if args.json:
+        print(json.dumps({"run_dir": run_dir, "results": results, "errors": errors}, indent=2, ensure_ascii=False))
+    return 2 if errors else 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,273 @@
+"""train.py, evaluate.py and use_model.py for both halves: real records, real training subprocesses.
+
+One tiny run per half (3 classes of 32x32 images, 2 epochs) is trained once and shared by the tests.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import REPO, assert_user_error, run_script, save
+
+IMPLS = ["legacy", "modern"]
+CLASSES = ["circle", "square", "stripes"]
+EPOCHS, BATCH = 2, 4
+QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def shape_image(kind, seed):
+    """A 32x32 picture of ``kind`` with a random colour, position jitter and noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:32, 0:32]
+    cy, cx = rng.integers(12, 20, 2)
+    if kind == "circle":
+        mask = (y - cy) ** 2 + (x - cx) ** 2 < 64
+    elif kind == "square":
+        mask = (abs(y - cy) < 8) & (abs(x - cx) < 8)
+    else:
+        mask = (x // 4) % 2 == 0
+    colour = rng.integers(80, 255, 3)
+    pixels = np.where(mask[..., None], colour, 255 - colour // 3) + rng.normal(0, 8, (32, 32, 3))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """``(data dir, records dir)``: 16 images per class, a quarter of them held out."""
+    base = tmp_path_factory.mktemp("tiny")
+    for c, kind in enumerate(CLASSES):
+        for i in range(16):
+            save(base / "data" / kind / f"{i:02d}.png", shape_image(kind, 100 * c + i), "PNG")
+    proc = run_script("flowio.py", base / "data", "--out", base / "records", "--val-fraction", 0.25, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    return base / "data", base / "records"
+
+
+def train(impl, records, run_dir, *extra, epochs=EPOCHS, env=None, **kwargs):
+    return run_script("train.py", "--impl", impl, "--data", records, "--image-size", 32, "--epochs", epochs,
+                      "--batch-size", BATCH, "--lr", 0.01, "--no-flip", "--save-every", 4, "--run-dir", run_dir,
+                      "--quiet", *extra, env={**os.environ, **QUIET_TF, **(env or {})}, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def runs(tiny, tmp_path_factory):
+    """``{impl: run dir}``, each trained once for 2 epochs; ``runs/latest`` ends at modern's."""
+    _, records = tiny
+    root = tmp_path_factory.mktemp("train") / "runs"
+    out = {}
+    for impl in IMPLS:
+        proc = train(impl, records, root / f"{impl}-run")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert f"train: {impl} jianshu_resnet_50 -> " in proc.stdout
+        out[impl] = root / f"{impl}-run"
+    return out
+
+
+def read_run(run_dir):
+    return json.loads((Path(run_dir) / "run.json").read_text())
+
+
+def event_tags(folder):
+    import tensorflow as tf
+    tags = set()
+    for path in Path(folder).glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            tags |= {v.tag for v in event.summary.value}
+    return tags
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_run_directory_holds_everything_of_the_design(runs, impl):
+    run_dir = runs[impl]
+    run = read_run(run_dir)
+    assert run["impl"] == impl and run["model"] == "jianshu_resnet_50" and run["state"] == "complete"
+    assert run["num_classes"] == 3 and run["labels"] == CLASSES and run["image_size"] == 32
+    assert [e["epoch"] for e in run["epochs"]] == [1, 2]
+    steps = 36 // BATCH  # 48 images, a quarter held out
+    assert [e["step"] for e in run["epochs"]] == [steps, 2 * steps]
+    for e in run["epochs"]:
+        assert all(np.isfinite(e[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"))
+    assert run["best"]["val_accuracy"] == max(e["val_accuracy"] for e in run["epochs"])
+    assert (run_dir / "labels.txt").read_text() == "0:circle\n1:square\n2:stripes\n"
+    assert Image.open(run_dir / "curves.png").format == "PNG"
+    checkpoints = {"legacy": ["ckpt/last/checkpoint", "ckpt/best/checkpoint"], "modern": ["last.keras", "best.keras"]}
+    for name in checkpoints[impl]:
+        assert (run_dir / name).exists(), name
+    assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"} <= event_tags(run_dir / "logs/train")
+    assert {"epoch_loss", "epoch_accuracy"} <= event_tags(run_dir / "logs/validation")
+
+
+def test_both_halves_record_the_same_hyper_parameters_and_preprocessing(runs):
+    legacy_run, modern_run = read_run(runs["legacy"]), read_run(runs["modern"])
+    assert legacy_run["hyper"] == modern_run["hyper"]
+    assert legacy_run["preprocessing"] == modern_run["preprocessing"]
+    assert legacy_run["preprocessing"]["train_augmentation"]["flip_left_right"] is False
+    assert os.readlink(runs["modern"].parent / "latest") == "modern-run"
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_rerunning_a_complete_run_says_so_and_changes_nothing(runs, tiny, impl):
+    before = (runs[impl] / "run.json").read_bytes()
+    proc = train(impl, tiny[1], runs[impl])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "already complete" in proc.stdout
+    assert (runs[impl] / "run.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_run_of_another_impl_model_or_size_is_refused(runs, tiny, impl):
+    other = "modern" if impl == "legacy" else "legacy"
+    assert_user_error(train(other, tiny[1], runs[impl]), "another impl", "--fresh")
+    assert_user_error(train(impl, tiny[1], runs[impl], "--model", "resnet_v1_50"), "another model", "--fresh")
+    assert_user_error(run_script("train.py", "--impl", impl, "--data", tiny[1], "--image-size", 48,
+                                 "--run-dir", runs[impl]), "another image size")
+
+
+def test_records_with_another_label_set_are_refused(runs, tiny, tmp_path):
+    data = tmp_path / "data"
+    for kind in ("ant", "bee", "cat"):
+        for i in range(4):
+            save(data / kind / f"{i}.png", shape_image("circle", i), "PNG")
+    assert run_script("flowio.py", data, "--out", tmp_path / "records", "--quiet").returncode == 0
+    assert_user_error(train("modern", tmp_path / "records", runs["modern"]), "another label set")
+    assert_user_error(run_script("evaluate.py", runs["legacy"], "--data", tmp_path / "records"), "labels")
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_evaluate_reports_accuracy_per_class_and_the_confusion_matrix(runs, tiny, impl):
+    proc = run_script("evaluate.py", runs[impl], "--json", env={**os.environ, **QUIET_TF})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert result["examples"] == 12
+    assert "top5_accuracy" not in result  # 3 classes
+    confusion = np.array(result["confusion_matrix"])
+    assert confusion.shape == (3, 3) and confusion.sum() == 12 and list(confusion.sum(1)) == [4, 4, 4]
+    assert result["accuracy"] == pytest.approx(np.trace(confusion) / 12)
+    for i, name in enumerate(CLASSES):
+        assert result["per_class_accuracy"][name] == pytest.approx(confusion[i, i] / 4)
+    assert read_run(runs[impl])["evaluation"]["accuracy"] == result["accuracy"]
+    assert Image.open(runs[impl] / "confusion.png").format == "PNG"
+    # the same model on the plain folder of class folders: all 48 images
+    report = run_script("evaluate.py", runs[impl], "--data", tiny[0], env={**os.environ, **QUIET_TF})
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "48 images" in report.stdout and "confusion matrix" in report.stdout
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_use_model_prints_k_classes_per_image_best_first(runs, tiny, impl, tmp_path):
+    data = tiny[0]
+    images = [data / "circle" / "00.png", data / "stripes" / "03.png"]
+    proc = run_script("use_model.py", *images, "--run-dir", runs[impl], env={**os.environ, **QUIET_TF})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line.split("\t") for line in proc.stdout.strip().splitlines()]
+    assert len(lines) == 2 * 3  # K = min(5, 3 classes)
+    for image, rows in zip(images, (lines[:3], lines[3:])):
+        assert all(path == str(image) for path, _, _ in rows)
+        assert sorted(c for _, c, _ in rows) == CLASSES
+        probabilities = [float(p) for _, _, p in rows]
+        assert probabilities == sorted(probabilities, reverse=True)
+        assert sum(probabilities) == pytest.approx(1, abs=1e-4)
+    # a folder, a missing file and a file that is not an image: the good ones are still predicted
+    (tmp_path / "notes.jpg").write_text("no")
+    proc = run_script("use_model.py", data / "square", tmp_path / "gone.png", tmp_path / "notes.jpg",
+                      "--run-dir", runs[impl], "--top-k", 1, "--json", env={**os.environ, **QUIET_TF})
+    assert proc.returncode == 2
+    out = json.loads(proc.stdout)
+    assert len(out["results"]) == 16 and all(len(r["predictions"]) == 1 for r in out["results"])
+    assert len(out["errors"]) == 2 and "gone.png: no such file" in out["errors"][0]
+    assert "not an image" in out["errors"][1]
+    assert len(proc.stderr.strip().splitlines()) == 2
+
+
+def test_use_model_reads_runs_latest_by_default_and_both_halves_answer_alike(runs, tiny):
+    image = tiny[0] / "circle" / "01.png"
+    answers = {}
+    for impl in IMPLS:
+        proc = run_script("use_model.py", image, "--run-dir", runs[impl], env={**os.environ, **QUIET_TF})
+        rows = [line.split("\t") for line in proc.stdout.splitlines()]
+        assert [len(r) for r in rows] == [3, 3, 3] and {r[0] for r in rows} == {str(image)}
+        answers[impl] = sorted(r[1] for r in rows)
+    assert answers["legacy"] == answers["modern"] == CLASSES
+    # no --run-dir: runs/latest under the working folder, which is modern's run (trained last)
+    proc = run_script("use_model.py", image, "--json", cwd=runs["modern"].parent.parent,
+                      env={**os.environ, **QUIET_TF})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["run_dir"] == os.path.join("runs", "latest")
+    elsewhere = run_script("use_model.py", image, cwd=tiny[0])
+    assert_user_error(elsewhere, "runs/latest: no run here")
+
+
+def test_bad_input_is_one_line_and_exit_2(tiny, tmp_path):
+    assert_user_error(run_script("train.py", "--impl", "modern", "--model", "resnet_49", "--data", tiny[1]),
+                      "unknown model 'resnet_49'", "jianshu_resnet_50")
+    assert run_script("train.py", "--impl", "keras3").returncode == 2
+    assert_user_error(run_script("train.py", "--impl", "legacy", "--data", tmp_path / "nothing"), "no such folder")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text(json.dumps({"impl": "modern", "model": "jianshu_resnet_50",
+                                                           "num_classes": 3, "labels": CLASSES, "image_size": 32}))
+    assert_user_error(run_script("use_model.py", tiny[0] / "circle" / "00.png", "--run-dir", tmp_path / "run"),
+                      "no checkpoint")
+    assert_user_error(run_script("evaluate.py", tmp_path / "nowhere"), "no run here")
+
+
+def test_list_models_prints_every_registered_model():
+    proc = run_script("train.py", "--list-models")
+    assert proc.returncode == 0
+    names = [line.split("\t")[0] for line in proc.stdout.splitlines()]
+    assert "jianshu_resnet_50" in names and "resnet_v1_152" in names
+
+
+def checkpoint_mid_epoch(impl, run_dir, steps_per_epoch):
+    """True once the run has saved a checkpoint inside an epoch (not at its end)."""
+    if impl == "legacy":
+        state = run_dir / "ckpt" / "last" / "checkpoint"
+        if not state.exists():
+            return False
+        step = int(state.read_text().split('"')[1].rsplit("-", 1)[1])
+        return step % steps_per_epoch != 0 and step > steps_per_epoch
+    return any((run_dir / "backup").rglob("*.index")) and read_run(run_dir)["epochs"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_run_killed_mid_epoch_resumes_where_it_stopped(tiny, tmp_path, impl):
+    """SIGKILL during epoch 2 of 3; the same command resumes from the saved step, repeats no batch, and ends
+    with the validation figures of an uninterrupted run (deterministic ops make them comparable)."""
+    records = tiny[1]
+    env = {"TF_DETERMINISTIC_OPS": "1"}
+    reference = tmp_path / "reference"
+    assert train(impl, records, reference, epochs=3, env=env).returncode == 0
+    run_dir = tmp_path / "killed"
+    cmd = [sys.executable, str(REPO / "scripts/train.py"), "--impl", impl, "--data", str(records), "--image-size",
+           "32", "--epochs", "3", "--batch-size", str(BATCH), "--lr", "0.01", "--no-flip", "--save-every", "4",
+           "--run-dir", str(run_dir), "--quiet"]
+    proc = subprocess.Popen(cmd, env={**os.environ, **QUIET_TF, **env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not checkpoint_mid_epoch(impl, run_dir, 36 // BATCH):
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert read_run(run_dir)["state"] == "running"
+    resumed = train(impl, records, run_dir, epochs=3, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    run, ref = read_run(run_dir), read_run(reference)
+    assert run["resumed_from_steps"] and run["resumed_from_steps"][0] > 0
+    assert run["state"] == "complete" and [e["step"] for e in run["epochs"]] == [e["step"] for e in ref["epochs"]]
+    for got, want in zip(run["epochs"], ref["epochs"]):
+        assert got["val_loss"] == pytest.approx(want["val_loss"], rel=1e-4)
+        assert got["val_accuracy"] == want["val_accuracy"]
+    listing = lambda d: sorted(str(p.relative_to(d)) for p in d.rglob("*")  # noqa: E731
+                               if "events.out" not in p.name and not p.name.startswith("."))
+    assert listing(run_dir) == listing(reference)
+    shutil.rmtree(reference)
