@@ -95,6 +95,10 @@ def train(run_dir, run, records_dir, progress=True):
             last_saver.restore(sess, tf.train.latest_checkpoint(last_dir))
         else:
             sess.run(init)
+        for saver, folder in ((last_saver, last_dir), (best_saver, best_dir)):
+            state = tf.train.get_checkpoint_state(folder)
+            if state:  # so that max_to_keep also retires the checkpoints of the run before this one
+                saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
         step = start
         for epoch in range(start // steps_per_epoch, h["epochs"]):
             losses, accuracies = [], []

@@ -8,7 +8,9 @@ What each piece of the legacy loop became:
 * the UPDATE_OPS dependency -> nothing: Keras BN updates its moving statistics inside ``fit``;
 * the regularization collection -> the layers' ``kernel_regularizer``, which ``fit`` adds to the loss
   (so ``loss`` includes it, as legacy's does);
-* Saver (last, best) -> ``ModelCheckpoint`` to ``last.keras`` and ``best.keras`` (by validation accuracy);
+* Saver (last, best) -> ``ModelCheckpoint`` to ``last.keras`` (model and optimizer) and ``best.weights.h5``
+  (by validation accuracy; like legacy's best checkpoint it holds weights, and prediction rebuilds the
+  model from the registry);
 * resuming from ``global_step`` -> ``BackupAndRestore``. With a step ``save_freq`` it restores the weights,
   the optimizer and the step, but restarts the data iterator at the first batch: we read the step it
   saved and start the dataset there (``initial_step``), so no batch is seen twice (DESIGN §8);
@@ -30,7 +32,9 @@ import modern
 from flowio import run_dir as rd
 
 BACKUP = "backup"
-LAST, BEST = "last.keras", "best.keras"
+# last.keras: the whole model with its optimizer, to continue training or to take elsewhere;
+# best.weights.h5: the weights alone, which load in a second (a .keras file of this size takes 10-45 s).
+LAST, BEST = "last.keras", "best.weights.h5"
 LOGS = "logs"
 
 
@@ -118,7 +122,7 @@ def train(run_dir, run, records_dir, progress=True):
         keras.callbacks.BackupAndRestore(backup, save_freq=h["save_every"], delete_checkpoint=True),
         keras.callbacks.ModelCheckpoint(os.path.join(run_dir, LAST)),
         keras.callbacks.ModelCheckpoint(os.path.join(run_dir, BEST), monitor="val_accuracy", mode="max",
-                                        save_best_only=True, initial_value_threshold=best),
+                                        save_best_only=True, save_weights_only=True, initial_value_threshold=best),
         keras.callbacks.TensorBoard(os.path.join(run_dir, LOGS), write_graph=False),
         RecordEpochs(run_dir, run, steps_per_epoch),
     ]
@@ -131,14 +135,16 @@ def train(run_dir, run, records_dir, progress=True):
 # --- prediction (evaluate.py, use_model.py) -------------------------------------------------------------
 
 class Predictor:
-    """``predictor(images float32 [N, S, S, 3]) -> logits [N, C]`` from a run's best (else last) model."""
+    """``predictor(images float32 [N, S, S, 3]) -> logits [N, C]`` from a run's best (else last) weights."""
 
     def __init__(self, run_dir, run):
         path = next((p for p in (os.path.join(run_dir, BEST), os.path.join(run_dir, LAST)) if os.path.exists(p)),
                     None)
         if path is None:
             raise flowio.UserError(f"{run_dir}: no checkpoint ({BEST} or {LAST}); train it first")
-        self.model = keras.models.load_model(path, compile=False)
+        size = run["image_size"]
+        self.model = modern.build(run["model"], run["num_classes"], input_shape=(size, size, 3))
+        self.model.load_weights(path)
 
     def __call__(self, images):
         return np.asarray(self.model(images, training=False))

@@ -99,7 +99,7 @@ def test_a_run_directory_holds_everything_of_the_design(runs, impl):
     assert run["best"]["val_accuracy"] == max(e["val_accuracy"] for e in run["epochs"])
     assert (run_dir / "labels.txt").read_text() == "0:circle\n1:square\n2:stripes\n"
     assert Image.open(run_dir / "curves.png").format == "PNG"
-    checkpoints = {"legacy": ["ckpt/last/checkpoint", "ckpt/best/checkpoint"], "modern": ["last.keras", "best.keras"]}
+    checkpoints = {"legacy": ["ckpt/last/checkpoint", "ckpt/best/checkpoint"], "modern": ["last.keras", "best.weights.h5"]}
     for name in checkpoints[impl]:
         assert (run_dir / name).exists(), name
     assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"} <= event_tags(run_dir / "logs/train")
@@ -114,6 +114,7 @@ def test_both_halves_record_the_same_hyper_parameters_and_preprocessing(runs):
     assert os.readlink(runs["modern"].parent / "latest") == "modern-run"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", IMPLS)
 def test_rerunning_a_complete_run_says_so_and_changes_nothing(runs, tiny, impl):
     before = (runs[impl] / "run.json").read_bytes()
@@ -123,6 +124,7 @@ def test_rerunning_a_complete_run_says_so_and_changes_nothing(runs, tiny, impl):
     assert (runs[impl] / "run.json").read_bytes() == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", IMPLS)
 def test_a_run_of_another_impl_model_or_size_is_refused(runs, tiny, impl):
     other = "modern" if impl == "legacy" else "legacy"
@@ -132,6 +134,7 @@ def test_a_run_of_another_impl_model_or_size_is_refused(runs, tiny, impl):
                                  "--run-dir", runs[impl]), "another image size")
 
 
+@pytest.mark.slow
 def test_records_with_another_label_set_are_refused(runs, tiny, tmp_path):
     data = tmp_path / "data"
     for kind in ("ant", "bee", "cat"):
@@ -142,6 +145,7 @@ def test_records_with_another_label_set_are_refused(runs, tiny, tmp_path):
     assert_user_error(run_script("evaluate.py", runs["legacy"], "--data", tmp_path / "records"), "labels")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", IMPLS)
 def test_evaluate_reports_accuracy_per_class_and_the_confusion_matrix(runs, tiny, impl):
     proc = run_script("evaluate.py", runs[impl], "--json", env={**os.environ, **QUIET_TF})
@@ -188,6 +192,7 @@ def test_use_model_prints_k_classes_per_image_best_first(runs, tiny, impl, tmp_p
     assert len(proc.stderr.strip().splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_use_model_reads_runs_latest_by_default_and_both_halves_answer_alike(runs, tiny):
     image = tiny[0] / "circle" / "01.png"
     answers = {}
