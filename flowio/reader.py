@@ -28,6 +28,7 @@ from flowio.images import Skip, decode_rgb
 
 AUGMENT_SCALE = 1.125
 SHUFFLE_BUFFER = 2048
+READ_BUFFER = 256 * 1024  # bytes per open shard (TensorFlow's default, said explicitly: it logs otherwise)
 _FEATURES = {
     "image/encoded": tf.io.FixedLenFeature([], tf.string),
     "image/class/label": tf.io.FixedLenFeature([], tf.int64),
@@ -140,8 +141,8 @@ def _records(paths, shuffle_seed=None):
     if shuffle_seed is not None:
         files = tf.random.experimental.stateless_shuffle(files, seed=shuffle_seed)
     return tf.data.Dataset.from_tensor_slices(files).interleave(
-        tf.data.TFRecordDataset, cycle_length=min(len(paths), 4), num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True)
+        lambda path: tf.data.TFRecordDataset(path, buffer_size=READ_BUFFER), cycle_length=min(len(paths), 4),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _window_shuffle(records, window, seed):

@@ -8,6 +8,7 @@
 folder, ``run.json``, the ``latest`` link and the curves.
 """
 
+import importlib
 import json
 import os
 from pathlib import Path
@@ -18,6 +19,7 @@ RUN_JSON = "run.json"
 LABELS = "labels.txt"
 CURVES = "curves.png"
 LATEST = "latest"
+IMPLS = ("legacy", "modern")  # the packages of the two halves; each has train.train and train.Predictor
 # What must match for a run folder to be resumed or continued.
 IDENTITY = ("impl", "model", "image_size", "labels")
 
@@ -78,6 +80,11 @@ def resolve_run_dir(run_dir):
         hint = "train one with scripts/train.py" if run_dir is None else "give the folder train.py wrote"
         raise UserError(f"{path}: no run here (no {RUN_JSON}); {hint}")
     return path, run
+
+
+def predictor(run_dir, run):
+    """The run's best model as ``f(images float32 [N, S, S, 3]) -> logits``, whichever half trained it."""
+    return importlib.import_module(f"{run['impl']}.train").Predictor(run_dir, run)
 
 
 def labels_of(records_dir):

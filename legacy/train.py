@@ -12,12 +12,13 @@ The article's train.py, kept honest for TF 2.21's ``tf.compat.v1``:
   restores the last and starts the input at that step, so no batch is seen twice;
 * ``FileWriter`` summaries with Keras's tag names (``epoch_loss``, ``epoch_accuracy``, ``epoch_learning_rate``
   under ``logs/train`` and ``logs/validation``), so TensorBoard shows both halves alike;
-* a tqdm progress line per epoch.
+* a tqdm progress line while an epoch runs (on a terminal), and one line of metrics when it ends.
 
 Sections, in the same order as the twin: counters, input, model and loss, checkpoints, the loop.
 """
 
 import os
+import sys
 
 import numpy as np
 from tqdm import tqdm
@@ -104,7 +105,7 @@ def train(run_dir, run, records_dir, progress=True):
             losses, accuracies = [], []
             end = (epoch + 1) * steps_per_epoch
             bar = tqdm(total=steps_per_epoch, initial=step - epoch * steps_per_epoch, unit="step", leave=False,
-                       desc=f"epoch {epoch + 1}/{h['epochs']}", disable=None if progress else True)
+                       desc=f"epoch {epoch + 1}/{h['epochs']}", disable=not (progress and sys.stderr.isatty()))
             with bar:
                 while step < end:
                     _, step_loss, step_accuracy = sess.run([train_op, loss, accuracy])
@@ -130,9 +131,8 @@ def train(run_dir, run, records_dir, progress=True):
             last_saver.save(sess, os.path.join(last_dir, "model.ckpt"), global_step=step)
             if rd.record_epoch(run_dir, run, metrics):
                 best_saver.save(sess, os.path.join(best_dir, "model.ckpt"), global_step=step)
-            if not progress:
-                print(f"epoch {epoch + 1}/{h['epochs']}: " + ", ".join(
-                    f"{k} {metrics[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy")), flush=True)
+            print(f"epoch {epoch + 1}/{h['epochs']}: " + ", ".join(
+                f"{k} {metrics[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy")), flush=True)
     for writer in writers.values():
         writer.close()
 

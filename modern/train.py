@@ -22,6 +22,7 @@ Sections, in the same order as the twin: counters, input, model and loss, checkp
 """
 
 import os
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -128,7 +129,7 @@ def train(run_dir, run, records_dir, progress=True):
     ]
     model.fit(train_data, epochs=h["epochs"], steps_per_epoch=steps_per_epoch,
               initial_epoch=initial_epoch,
-              validation_data=val_data, callbacks=callbacks, verbose=1 if progress else 2)
+              validation_data=val_data, callbacks=callbacks, verbose=1 if progress and sys.stdout.isatty() else 2)
     return model
 
 

@@ -17,7 +17,6 @@ import numpy as np  # noqa: E402
 
 from flowio.errors import UserError, run_cli  # noqa: E402
 
-IMPLS = {"legacy": "legacy.train", "modern": "modern.train"}
 BATCH = 64
 
 
@@ -28,12 +27,6 @@ def parse_args(argv):
                    help="flowio records (validation split) or a folder of class folders (default: the run's records)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a report")
     return p.parse_args(argv)
-
-
-def predictor(run_dir, run):
-    """The run's best model as ``f(images) -> logits``, whichever half trained it."""
-    import importlib
-    return importlib.import_module(IMPLS[run["impl"]]).Predictor(run_dir, run)
 
 
 def batches_from_records(records_dir, run):
@@ -123,7 +116,7 @@ def main(argv=None):
         raise UserError(f"--data {data}: no such folder")
     source = batches_from_records if os.path.exists(os.path.join(data, "manifest.json")) else batches_from_folder
     batches = source(data, run)
-    model = predictor(run_dir, run)
+    model = rd.predictor(run_dir, run)
     logits, labels = [], []
     for images, ids in batches:
         logits.append(model(images))

@@ -16,13 +16,13 @@ sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from flowio.errors import UserError, run_cli  # noqa: E402
 
-IMPLS = {"legacy": "legacy", "modern": "modern"}
+from flowio.run_dir import IMPLS  # noqa: E402
 DEFAULTS = {"batch_size": 32, "epochs": 10, "lr": 0.05, "lr_decay_per_epoch": 0.9, "momentum": 0.9}
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n\n", 1)[1].strip())
-    p.add_argument("--impl", choices=sorted(IMPLS), help="legacy: tf.compat.v1 + tf_slim; modern: tf_keras")
+    p.add_argument("--impl", choices=IMPLS, help="legacy: tf.compat.v1 + tf_slim; modern: tf_keras")
     p.add_argument("--model", default="jianshu_resnet_50", help="registered model (see --list-models)")
     p.add_argument("--data", default="tfrecords", metavar="DIR", help="records made by scripts/flowio.py")
     p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="epochs in all (a resumed run counts"
@@ -82,7 +82,7 @@ def main(argv=None):
     if args.list_models:
         from flowio.quiet_tf import quiet_tensorflow
         quiet_tensorflow()
-        list_models(importlib.import_module(IMPLS[args.impl or "modern"]))
+        list_models(importlib.import_module(args.impl or "modern"))
         return 0
     if args.impl is None:
         raise UserError("--impl is required: legacy (tf.compat.v1 + tf_slim) or modern (tf_keras)")
@@ -99,7 +99,7 @@ def main(argv=None):
     quiet_tensorflow()
     import flowio
     from flowio import run_dir as rd
-    half = importlib.import_module(IMPLS[args.impl])
+    half = importlib.import_module(args.impl)
     try:
         image_size = args.image_size or half.default_input_size(args.model)
     except ValueError as err:
@@ -141,7 +141,7 @@ def main(argv=None):
     rd.write_run(run_dir, run)
     rd.mark_latest(run_dir)
 
-    importlib.import_module(IMPLS[args.impl] + ".train").train(run_dir, run, args.data, progress=not args.quiet)
+    importlib.import_module(f"{args.impl}.train").train(run_dir, run, args.data, progress=not args.quiet)
 
     run["state"] = "complete"
     rd.write_run(run_dir, run)

@@ -18,7 +18,6 @@ import numpy as np  # noqa: E402
 
 from flowio.errors import UserError, run_cli  # noqa: E402
 
-IMPLS = {"legacy": "legacy.train", "modern": "modern.train"}
 BATCH = 32
 
 
@@ -55,8 +54,6 @@ def softmax(logits):
 
 def main(argv=None):
     args = parse_args(argv)
-    import importlib
-
     from flowio import run_dir as rd
     from flowio.quiet_tf import quiet_tensorflow
     run_dir, run = rd.resolve_run_dir(args.run_dir)
@@ -65,7 +62,7 @@ def main(argv=None):
     if args.top_k < 1:
         raise UserError(f"--top-k {args.top_k}: must be at least 1")
     k = min(args.top_k, run["num_classes"])
-    model = importlib.import_module(IMPLS[run["impl"]]).Predictor(run_dir, run)
+    model = rd.predictor(run_dir, run)
     size = run["image_size"]
 
     results, errors = [], []

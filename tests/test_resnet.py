@@ -267,3 +267,22 @@ def test_import_legacy_works_in_a_fresh_interpreter_without_environment():
     proc = subprocess.run([sys.executable, "-c", "import legacy, modern; print(len(legacy.list_models()))"],
                           cwd=REPO, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_batch_norm_decay_reaches_every_bn_layer_in_both_halves():
+    graph = tf.Graph()
+    with graph.as_default():
+        legacy.build("jianshu_resnet_50", tf.placeholder(tf.float32, [2, 32, 32, 3]), 10, batch_norm_decay=0.9)
+        bn_layers = {v.op.name.rsplit("/", 1)[0] for v in tf.global_variables() if v.op.name.endswith("moving_mean")}
+        # each moving-average update computes "1 - decay" as .../AssignMovingAvg{,_1}/sub from constants
+        with tf.Session(graph=graph) as sess:
+            rates = sess.run([op.outputs[0] for op in graph.get_operations()
+                              if op.type == "Sub" and op.name.rsplit("/", 2)[-2].startswith("AssignMovingAvg")
+                              and op.name.endswith("/sub")])
+    assert len(bn_layers) == 33 and len(rates) == 2 * len(bn_layers)  # moving mean and variance of each
+    np.testing.assert_allclose(rates, 0.1, rtol=1e-6)
+    model = modern.build("jianshu_resnet_50", 10, input_shape=(32, 32, 3), batch_norm_decay=0.9)
+    momenta = [layer.momentum for layer in model.layers if "BatchNorm" in type(layer).__name__]
+    assert len(momenta) == 33 and set(momenta) == {0.9}
+    default = modern.build("jianshu_resnet_50", 10, input_shape=(32, 32, 3))
+    assert sorted({layer.momentum for layer in default.layers if "BatchNorm" in type(layer).__name__}) == [0.99, 0.997]
