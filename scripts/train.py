@@ -53,16 +53,16 @@ def list_models(registry):
         print(f"{name}\t{registry.default_input_size(name)}")
 
 
-def new_run(args, registry, labels, image_size, data):
+def new_run(args, labels, image_size, data):
     import flowio
-    weight_decay = args.weight_decay
     return {
         "impl": args.impl, "model": args.model, "num_classes": len(labels), "labels": labels,
         "image_size": image_size, "data": os.path.abspath(data),
         "preprocessing": flowio.preprocessing_spec(image_size, flip=not args.no_flip),
         "hyper": {"batch_size": args.batch_size, "epochs": args.epochs, "lr": args.lr,
                   "lr_decay_per_epoch": DEFAULTS["lr_decay_per_epoch"], "momentum": DEFAULTS["momentum"],
-                  "weight_decay": weight_decay, "batch_norm_decay": args.bn_decay, "seed": args.seed, "flip": not args.no_flip,
+                  "weight_decay": args.weight_decay, "batch_norm_decay": args.bn_decay, "seed": args.seed,
+                  "flip": not args.no_flip,
                   "precision": args.precision, "save_every": args.save_every},
         "epochs": [], "best": None, "resumed_from_steps": [], "state": "running",
     }
@@ -136,7 +136,7 @@ def main(argv=None):
         run["hyper"]["epochs"] = args.epochs
         run["state"] = "running"
     else:
-        run = new_run(args, half, labels, image_size, args.data)
+        run = new_run(args, labels, image_size, args.data)
     rd.write_labels(run_dir, labels)
     rd.write_run(run_dir, run)
     rd.mark_latest(run_dir)
