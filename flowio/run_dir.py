@@ -87,11 +87,6 @@ def predictor(run_dir, run):
     return importlib.import_module(f"{run['impl']}.train").Predictor(run_dir, run)
 
 
-def labels_of(records_dir):
-    with open(os.path.join(records_dir, LABELS), encoding="utf-8") as f:
-        return [line.rstrip("\n").split(":", 1)[1] for line in f if line.strip()]
-
-
 def write_labels(run_dir, labels):
     tmp = os.path.join(run_dir, LABELS + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
@@ -99,11 +94,25 @@ def write_labels(run_dir, labels):
     os.replace(tmp, os.path.join(run_dir, LABELS))
 
 
-def plot_curves(run_dir, epochs):
-    """``curves.png``: loss and accuracy per epoch, train and validation."""
+def pyplot():
+    """matplotlib's pyplot drawing to files only (no display needed)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig, path):
+    """Save ``fig`` as PNG under a temporary name, rename it to ``path``, and close it."""
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path))
+    fig.savefig(tmp, format="png", dpi=80)
+    pyplot().close(fig)
+    os.replace(tmp, path)
+
+
+def plot_curves(run_dir, epochs):
+    """``curves.png``: loss and accuracy per epoch, train and validation."""
+    plt = pyplot()
 
     x = [e["epoch"] for e in epochs]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -115,10 +124,7 @@ def plot_curves(run_dir, epochs):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    tmp = os.path.join(run_dir, "." + CURVES)
-    fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
-    os.replace(tmp, os.path.join(run_dir, CURVES))
+    save_figure(fig, os.path.join(run_dir, CURVES))
 
 
 def record_epoch(run_dir, run, metrics):

@@ -8,32 +8,12 @@ convention. Models register themselves with ``@register_model(name, input_size)`
 is a bug and raises.
 """
 
-_MODELS = {}  # name -> (builder, default input size)
+from flowio.registry import Registry
 
-
-def register_model(name, input_size):
-    """Decorator: register ``fn(images, num_classes, is_training, weight_decay, batch_norm_decay)`` under ``name``."""
-    def decorate(fn):
-        if name in _MODELS:
-            raise ValueError(f"model {name!r} is registered twice")
-        _MODELS[name] = (fn, input_size)
-        return fn
-    return decorate
-
-
-def list_models():
-    return sorted(_MODELS)
-
-
-def _lookup(name):
-    if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
-    return _MODELS[name]
-
-
-def default_input_size(name):
-    """The side of the square RGB input the model was designed for (224 for the ResNets)."""
-    return _lookup(name)[1]
+_REGISTRY = Registry()  # builders ``fn(images, num_classes, is_training, weight_decay, batch_norm_decay)``
+register_model = _REGISTRY.register_model
+list_models = _REGISTRY.list_models
+default_input_size = _REGISTRY.default_input_size
 
 
 def build(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None, **unknown):
@@ -42,7 +22,7 @@ def build(name, images, num_classes, is_training=True, weight_decay=None, batch_
     ``weight_decay=None`` means the model's own default (1e-4 for the ResNets); ``batch_norm_decay``, when
     given, replaces the decay of every BN layer's moving averages (the model's own otherwise).
     """
-    fn, _ = _lookup(name)
+    fn, _ = _REGISTRY.lookup(name)
     if unknown:
         raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} for build(); known: images,"
                          " num_classes, is_training, weight_decay, batch_norm_decay")

@@ -8,32 +8,12 @@ and raises. The names and sizes are the legacy registry's (a test checks both ta
 
 import tf_keras as keras
 
-_MODELS = {}  # name -> (builder, default input size)
+from flowio.registry import Registry
 
-
-def register_model(name, input_size):
-    """Decorator: register ``fn(num_classes, input_shape, weight_decay) -> tf_keras.Model`` under ``name``."""
-    def decorate(fn):
-        if name in _MODELS:
-            raise ValueError(f"model {name!r} is registered twice")
-        _MODELS[name] = (fn, input_size)
-        return fn
-    return decorate
-
-
-def list_models():
-    return sorted(_MODELS)
-
-
-def _lookup(name):
-    if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
-    return _MODELS[name]
-
-
-def default_input_size(name):
-    """The side of the square RGB input the model was designed for (224 for the ResNets)."""
-    return _lookup(name)[1]
+_REGISTRY = Registry()  # builders ``fn(num_classes, input_shape, weight_decay) -> tf_keras.Model``
+register_model = _REGISTRY.register_model
+list_models = _REGISTRY.list_models
+default_input_size = _REGISTRY.default_input_size
 
 
 def build(name, num_classes, input_shape=None, weight_decay=None, batch_norm_decay=None, **unknown):
@@ -43,7 +23,7 @@ def build(name, num_classes, input_shape=None, weight_decay=None, batch_norm_dec
     the coefficient of half the sum of squares); ``batch_norm_decay``, when given, replaces the momentum
     of every BN layer's moving averages (slim's "decay" is Keras's "momentum").
     """
-    fn, size = _lookup(name)
+    fn, size = _REGISTRY.lookup(name)
     if unknown:
         raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} for build(); known: num_classes,"
                          " input_shape, weight_decay, batch_norm_decay")

@@ -32,8 +32,9 @@ def parse_args(argv):
 def batches_from_records(records_dir, run):
     """Check the records' labels now; return an iterator of ``(images, label ids)`` batches."""
     import flowio
-    if flowio.read_labels(records_dir) != run["labels"]:
-        raise UserError(f"{records_dir}: its labels ({', '.join(flowio.read_labels(records_dir))}) are not the"
+    labels = flowio.read_labels(records_dir)
+    if labels != run["labels"]:
+        raise UserError(f"{records_dir}: its labels ({', '.join(labels)}) are not the"
                         f" run's ({', '.join(run['labels'])})")
     return ((images.numpy(), labels.numpy())
             for images, labels in flowio.dataset(records_dir, "validation", run["image_size"], BATCH))
@@ -70,9 +71,8 @@ def metrics(logits, labels, class_names):
 
 
 def plot_confusion(path, confusion, class_names):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from flowio.run_dir import pyplot, save_figure
+    plt = pyplot()
     confusion = np.asarray(confusion)
     size = max(4, 0.5 * len(class_names) + 2)
     fig, ax = plt.subplots(figsize=(size, size))
@@ -86,10 +86,7 @@ def plot_confusion(path, confusion, class_names):
             ax.text(j, i, str(v), ha="center", va="center", fontsize=8,
                     color="white" if v > confusion.max() / 2 else "black")
     fig.tight_layout()
-    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path))
-    fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 def report(result, class_names, run_dir):
