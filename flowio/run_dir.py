@@ -3,7 +3,7 @@
 ``runs/<impl>-<model>/`` by default, and ``runs/latest``, a symlink to the run written last. It holds
 ``run.json`` (what was trained, on what, how, and how far: ``state`` is ``running`` or ``complete``),
 ``labels.txt``, the checkpoints (legacy: Saver files in ``ckpt/last`` and ``ckpt/best``; modern:
-``last.keras``, ``best.weights.h5`` and BackupAndRestore's ``backup/``), TensorBoard files in ``logs/`` and
+``last.keras``, ``best.h5`` and BackupAndRestore's ``backup/``), TensorBoard files in ``logs/`` and
 ``curves.png``. This module owns the parts that do not depend on the half: the rules for reusing a
 folder, ``run.json``, the ``latest`` link and the curves.
 """

@@ -12,6 +12,9 @@ The article's train.py, kept honest for TF 2.21's ``tf.compat.v1``:
   restores the last and starts the input at that step, so no batch is seen twice;
 * ``FileWriter`` summaries with Keras's tag names (``epoch_loss``, ``epoch_accuracy``, ``epoch_learning_rate``
   under ``logs/train`` and ``logs/validation``), so TensorBoard shows both halves alike;
+* fine-tuning as slim did it (``assign_from_checkpoint_fn`` after ``checkpoint_exclude_scopes``):
+  ``--init-from`` loads the model variables outside the excluded scopes by name from a legacy, tf_slim or
+  modern checkpoint into the freshly initialised graph;
 * a tqdm progress line while an epoch runs (on a terminal), and one line of metrics when it ends.
 
 Sections, in the same order as the twin: counters, input, model and loss, checkpoints, the loop.
@@ -25,6 +28,7 @@ from tqdm import tqdm
 
 import flowio
 import legacy
+from flowio import checkpoints
 from flowio import run_dir as rd
 from legacy.slim_compat import tf
 
@@ -48,8 +52,44 @@ def _summary(writer, step, **values):
     writer.flush()
 
 
-def train(run_dir, run, records_dir, progress=True):
-    """Train (or resume) the run in ``run_dir``; ``run`` is its run.json, updated as epochs end."""
+# --- model and loss ----------------------------------------------------------------------------------
+
+def training_graph(run, images, labels, steps_per_epoch):
+    """The model on ``images`` and its training in the current graph: ``(logits, loss, regularization, train_op)``.
+
+    ``loss`` is the mean cross-entropy plus the REGULARIZATION_LOSSES collection; ``train_op`` runs the BN
+    moving-average updates (UPDATE_OPS) with a Momentum step at lr * decay ** (step // steps_per_epoch).
+    """
+    h = run["hyper"]
+    logits, _ = legacy.build(run["model"], images, run["num_classes"], is_training=True,
+                             weight_decay=h["weight_decay"], batch_norm_decay=h["batch_norm_decay"])
+    global_step = tf.train.get_or_create_global_step()
+    lr = tf.train.exponential_decay(h["lr"], global_step, steps_per_epoch, h["lr_decay_per_epoch"], staircase=True)
+    regularization = tf.losses.get_regularization_loss()
+    loss = tf.losses.sparse_softmax_cross_entropy(labels, logits) + regularization
+    with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
+        train_op = tf.train.MomentumOptimizer(lr, h["momentum"]).minimize(loss, global_step)
+    return logits, loss, regularization, train_op
+
+
+def initialise(sess, model_variables, run, init_from):
+    """Fine-tuning: the variables outside ``init_from["exclude_scopes"]`` from ``init_from["checkpoint"]``."""
+    values, source = checkpoints.read(init_from["checkpoint"], run["model"])
+    wanted = {v.op.name: v for v in model_variables}
+    chosen = checkpoints.select({n: v.shape.as_list() for n, v in wanted.items()}, values, run["model"],
+                                init_from["exclude_scopes"], source)
+    for name, value in chosen.items():
+        wanted[name].load(value, sess)  # feeds the variable's initializer: no new op in the finalized graph
+    run["init_from"] = {**init_from, "source": source, "restored": len(chosen),
+                        "initialised": len(wanted) - len(chosen)}
+
+
+def train(run_dir, run, records_dir, progress=True, init_from=None):
+    """Train (or resume) the run in ``run_dir``; ``run`` is its run.json, updated as epochs end.
+
+    ``init_from`` (``{"checkpoint": path, "exclude_scopes": [...]}``) sets the first weights of a run that
+    starts at step 0.
+    """
     h = run["hyper"]
     size, batch, num_classes = run["image_size"], h["batch_size"], run["num_classes"]
     steps_per_epoch = flowio.steps_per_epoch(records_dir, "train", batch, drop_remainder=True)
@@ -68,23 +108,17 @@ def train(run_dir, run, records_dir, progress=True):
                                             initial_step=start)
         val_images, val_labels = flowio.graph_input(graph, records_dir, "validation", size, batch)
         # model and loss
-        logits, _ = legacy.build(run["model"], images, num_classes, is_training=True,
-                                 weight_decay=h["weight_decay"], batch_norm_decay=h["batch_norm_decay"])
+        logits, loss, regularization, train_op = training_graph(run, images, labels, steps_per_epoch)
+        model_variables = [v for v in tf.global_variables()
+                           if checkpoints.model_variables([v.op.name], run["model"])]
         with tf.variable_scope(tf.get_variable_scope(), reuse=True):
             val_logits, _ = legacy.build(run["model"], val_images, num_classes, is_training=False)
-        global_step = tf.train.get_or_create_global_step()
-        lr = tf.train.exponential_decay(h["lr"], global_step, steps_per_epoch, h["lr_decay_per_epoch"],
-                                        staircase=True)
-        regularization = tf.losses.get_regularization_loss()
-        loss = tf.losses.sparse_softmax_cross_entropy(labels, logits) + regularization
         accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.float32))
-        with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
-            train_op = tf.train.MomentumOptimizer(lr, h["momentum"]).minimize(loss, global_step)
         val_ce = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=val_labels, logits=val_logits))
         val_correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(val_logits, 1), val_labels), tf.float32))
         val_count = tf.size(val_labels)
         # checkpoints
-        last_saver, best_saver = tf.train.Saver(max_to_keep=1), tf.train.Saver(max_to_keep=1)
+        last_saver, best_saver = (tf.train.Saver(max_to_keep=1, save_relative_paths=True) for _ in range(2))
         writers = {s: tf.summary.FileWriter(os.path.join(run_dir, LOGS, s)) for s in ("train", "validation")}
         init = tf.global_variables_initializer()
     graph.finalize()
@@ -96,6 +130,8 @@ def train(run_dir, run, records_dir, progress=True):
             last_saver.restore(sess, tf.train.latest_checkpoint(last_dir))
         else:
             sess.run(init)
+            if init_from:
+                initialise(sess, model_variables, run, init_from)
         for saver, folder in ((last_saver, last_dir), (best_saver, best_dir)):
             state = tf.train.get_checkpoint_state(folder)
             if state:  # so that max_to_keep also retires the checkpoints of the run before this one

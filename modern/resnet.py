@@ -17,8 +17,8 @@ Where tf_slim's defaults and Keras's differ, the setting is spelled out here:
 * Weight decay: slim's ``l2_regularizer(wd)`` adds ``wd * tf.nn.l2_loss(w) = wd * sum(w**2) / 2``; Keras's
   ``L2(l)`` adds ``l * sum(w**2)``; so ``L2(wd / 2)`` is the same penalty.
 * Padding: ``resnet_utils.conv2d_same`` pads explicitly (``(k - 1) // 2`` before, the rest after) and then
-  convolves VALID when the stride is > 1; Keras's ``padding="same"`` would put the odd pixel before instead
-  and give different numbers on even sizes. ``conv2d_same`` below does what slim does.
+  convolves VALID when the stride is > 1; Keras's ``padding="same"`` pads only what the output needs, the
+  extra pixel after (3x3 at stride 2 on 8x8: 0 before, 1 after), and gives other numbers on even sizes. ``conv2d_same`` below does what slim does.
 * Stride placement: the stride is on the 3x3 ``conv2`` of the last unit of block1..block3 (slim's v1);
   ``tf_keras.applications.ResNet50`` puts it on the first unit's 1x1 instead.
 * Depth filling: the article zero-pads channels with ``tf.pad``. In TF 2.21 with oneDNN, a graph with

@@ -8,9 +8,12 @@ What each piece of the legacy loop became:
 * the UPDATE_OPS dependency -> nothing: Keras BN updates its moving statistics inside ``fit``;
 * the regularization collection -> the layers' ``kernel_regularizer``, which ``fit`` adds to the loss
   (so ``loss`` includes it, as legacy's does);
-* Saver (last, best) -> ``ModelCheckpoint`` to ``last.keras`` (model and optimizer) and ``best.weights.h5``
-  (by validation accuracy; like legacy's best checkpoint it holds weights, and prediction rebuilds the
-  model from the registry);
+* Saver (last, best) -> ``ModelCheckpoint`` to ``last.keras`` (model and optimizer) and ``best.h5``
+  (by validation accuracy; like legacy's best checkpoint it holds weights keyed by name, and prediction
+  rebuilds the model from the registry);
+* slim's fine-tuning (``assign_from_checkpoint_fn`` with ``checkpoint_exclude_scopes``) -> ``--init-from``:
+  the weights outside the excluded scopes are assigned by name from a legacy, tf_slim or modern checkpoint
+  before the first step;
 * resuming from ``global_step`` -> ``BackupAndRestore``. With a step ``save_freq`` it restores the weights,
   the optimizer and the step, but restarts the data iterator at the first batch: we read the step it
   saved and start the dataset there (``initial_step``), so no batch is seen twice (DESIGN §8);
@@ -30,12 +33,16 @@ import tf_keras as keras
 
 import flowio
 import modern
+from flowio import checkpoints
 from flowio import run_dir as rd
+from modern import naming
 
 BACKUP = "backup"
 # last.keras: the whole model with its optimizer, to continue training or to take elsewhere;
-# best.weights.h5: the weights alone, which load in a second (a .keras file of this size takes 10-45 s).
-LAST, BEST = "last.keras", "best.weights.h5"
+# best.h5: the weights alone, keyed by layer name (Keras's HDF5 format), which load in a second (a .keras
+# file of this size takes 10-45 s). Not "best.weights.h5": tf_keras writes that one keyed by class and
+# order ("conv2d_17"), which no other program can map to TF1 names.
+LAST, BEST = "last.keras", checkpoints.MODERN_WEIGHTS
 LOGS = "logs"
 
 
@@ -93,8 +100,20 @@ def compiled_model(run, steps_per_epoch):
     return model
 
 
-def train(run_dir, run, records_dir, progress=True):
-    """Train (or resume) the run in ``run_dir``; ``run`` is its run.json, updated as epochs end."""
+def initialise(model, run, init_from):
+    """Fine-tuning: the weights outside ``init_from["exclude_scopes"]`` from ``init_from["checkpoint"]``."""
+    values, source = checkpoints.read(init_from["checkpoint"], run["model"])
+    restored = naming.assign(model, values, init_from["exclude_scopes"], source)
+    run["init_from"] = {**init_from, "source": source, "restored": len(restored),
+                        "initialised": len(naming.weight_names(model)) - len(restored)}
+
+
+def train(run_dir, run, records_dir, progress=True, init_from=None):
+    """Train (or resume) the run in ``run_dir``; ``run`` is its run.json, updated as epochs end.
+
+    ``init_from`` (``{"checkpoint": path, "exclude_scopes": [...]}``) sets the first weights of a run that
+    starts at step 0.
+    """
     h = run["hyper"]
     size, batch = run["image_size"], h["batch_size"]
     steps_per_epoch = flowio.steps_per_epoch(records_dir, "train", batch, drop_remainder=True)
@@ -114,6 +133,8 @@ def train(run_dir, run, records_dir, progress=True):
             run["resumed_from_steps"].append(start)
         else:
             model = compiled_model(run, steps_per_epoch)
+            if start == 0 and init_from:
+                initialise(model, run, init_from)
 
     train_data = flowio.dataset(records_dir, "train", size, batch, training=True, flip=h["flip"], seed=h["seed"],
                                 repeat=True, drop_remainder=True, initial_step=start)
@@ -145,7 +166,10 @@ class Predictor:
             raise flowio.UserError(f"{run_dir}: no checkpoint ({BEST} or {LAST}); train it first")
         size = run["image_size"]
         self.model = modern.build(run["model"], run["num_classes"], input_shape=(size, size, 3))
-        self.model.load_weights(path)
+        if path.endswith(".h5"):
+            naming.load(self.model, path)  # by name, every weight checked
+        else:
+            self.model.load_weights(path)
 
     def __call__(self, images):
         return np.asarray(self.model(images, training=False))

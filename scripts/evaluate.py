@@ -109,6 +109,8 @@ def main(argv=None):
     from flowio.quiet_tf import quiet_tensorflow
     quiet_tensorflow()
     data = args.data or run["data"]
+    if data is None:
+        raise UserError(f"{run_dir} was converted, not trained, so it names no data; give --data")
     if not os.path.isdir(data):
         raise UserError(f"--data {data}: no such folder")
     source = batches_from_records if os.path.exists(os.path.join(data, "manifest.json")) else batches_from_folder

@@ -41,6 +41,12 @@ def parse_args(argv):
     p.add_argument("--precision", choices=["float32"], default="float32", help="numeric precision")
     p.add_argument("--save-every", type=int, default=200, metavar="STEPS",
                    help="also checkpoint every STEPS steps inside an epoch, so a killed run loses little")
+    p.add_argument("--init-from", metavar="CKPT",
+                   help="fine-tune: start from this checkpoint's weights (a run directory of either half, a TF1"
+                   " or tf_slim checkpoint prefix or folder, or a modern .h5 weights file), matched by name")
+    p.add_argument("--exclude-scopes", default="", metavar="S,...",
+                   help="with --init-from: comma-separated scopes left freshly initialised, e.g. logits for a"
+                   " new head with your classes (slim's checkpoint_exclude_scopes)")
     p.add_argument("--run-dir", metavar="DIR", help="where the run goes (default: runs/<impl>-<model>)")
     p.add_argument("--fresh", action="store_true", help="delete the run in --run-dir and start over")
     p.add_argument("--list-models", action="store_true", help="print the registered models and exit")
@@ -64,7 +70,7 @@ def new_run(args, labels, image_size, data):
                   "weight_decay": args.weight_decay, "batch_norm_decay": args.bn_decay, "seed": args.seed,
                   "flip": not args.no_flip,
                   "precision": args.precision, "save_every": args.save_every},
-        "epochs": [], "best": None, "resumed_from_steps": [], "state": "running",
+        "init_from": None, "epochs": [], "best": None, "resumed_from_steps": [], "state": "running",
     }
 
 
@@ -94,6 +100,14 @@ def main(argv=None):
         raise UserError(f"--lr {args.lr}: must be positive")
     if args.bn_decay is not None and not 0 <= args.bn_decay < 1:
         raise UserError(f"--bn-decay {args.bn_decay}: must be at least 0 and below 1")
+    exclude_scopes = [s.strip() for s in args.exclude_scopes.split(",") if s.strip()]
+    if exclude_scopes and not args.init_from:
+        raise UserError("--exclude-scopes needs --init-from CKPT (the checkpoint to take the other weights from)")
+    init_from = None
+    if args.init_from:
+        if not (os.path.exists(args.init_from) or os.path.exists(args.init_from + ".index")):
+            raise UserError(f"--init-from {args.init_from}: no such checkpoint, run directory or file")
+        init_from = {"checkpoint": os.path.abspath(args.init_from), "exclude_scopes": exclude_scopes}
 
     from flowio.quiet_tf import quiet_tensorflow
     quiet_tensorflow()
@@ -127,6 +141,9 @@ def main(argv=None):
     if run is None and [e for e in os.listdir(run_dir) if not e.startswith(".")]:
         raise UserError(f"{run_dir} is not empty and holds no run; choose another --run-dir")
     wanted = {"impl": args.impl, "model": args.model, "image_size": image_size, "labels": labels}
+    if run is not None and run["state"] == "converted":
+        raise UserError(f"{run_dir} holds a converted checkpoint, not a training run; fine-tune from it with"
+                        f" --init-from {run_dir} and another --run-dir")
     if run is not None:
         rd.check_same_run(run_dir, run, wanted)
         if run["state"] == "complete" and len(run["epochs"]) >= args.epochs:
@@ -141,7 +158,8 @@ def main(argv=None):
     rd.write_run(run_dir, run)
     rd.mark_latest(run_dir)
 
-    importlib.import_module(f"{args.impl}.train").train(run_dir, run, args.data, progress=not args.quiet)
+    importlib.import_module(f"{args.impl}.train").train(run_dir, run, args.data, progress=not args.quiet,
+                                                        init_from=init_from)
 
     run["state"] = "complete"
     rd.write_run(run_dir, run)

@@ -18,7 +18,7 @@ import modern
 from flowio.errors import UserError
 from helpers import REPO
 from legacy.slim_compat import tf
-from modern.naming import layer_name, load_legacy_checkpoint, modern_name, weight_names
+from modern.naming import layer_name, load, modern_name, weight_names
 from parity import legacy_run, max_relative_error, rename_variable
 
 RESNETS = [n for n in legacy.list_models() if "resnet" in n]
@@ -149,7 +149,7 @@ def test_legacy_checkpoint_gives_the_same_logits_in_the_modern_model(name, tmp_p
     assert inference.std() > 0.1 and training.std() > 0.1  # not a trivial pass on near-constant logits
 
     model = modern.build(name, 10, input_shape=(64, 64, 3))
-    load_legacy_checkpoint(model, prefix)
+    load(model, prefix)
     got_inference = model(images, training=False).numpy()
     got_training = model(images, training=True).numpy()
     assert max_relative_error(got_inference, inference) <= 1e-5
@@ -165,7 +165,7 @@ def test_legacy_checkpoint_gives_the_same_logits_in_the_modern_model(name, tmp_p
     # ...and a checkpoint with one renamed variable does not load
     renamed = rename_variable(prefix, f"{name}/logits/biases", f"{name}/logits/bias", str(tmp_path / "renamed"))
     with pytest.raises(UserError, match=r"missing: .*logits/biases.*unexpected: .*logits/bias"):
-        load_legacy_checkpoint(model, renamed)
+        load(model, renamed)
 
 
 def test_depth_filling_puts_zeros_around_the_input_in_both_halves():

@@ -16,61 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import BATCH, CLASSES, IMPLS, QUIET_TF, shape_image
+from conftest import train_run as train
 from helpers import REPO, assert_user_error, run_script, save
-
-IMPLS = ["legacy", "modern"]
-CLASSES = ["circle", "square", "stripes"]
-EPOCHS, BATCH = 2, 4
-QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
-def shape_image(kind, seed):
-    """A 32x32 picture of ``kind`` with a random colour, position jitter and noise."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:32, 0:32]
-    cy, cx = rng.integers(12, 20, 2)
-    if kind == "circle":
-        mask = (y - cy) ** 2 + (x - cx) ** 2 < 64
-    elif kind == "square":
-        mask = (abs(y - cy) < 8) & (abs(x - cx) < 8)
-    else:
-        mask = (x // 4) % 2 == 0
-    colour = rng.integers(80, 255, 3)
-    pixels = np.where(mask[..., None], colour, 255 - colour // 3) + rng.normal(0, 8, (32, 32, 3))
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    """``(data dir, records dir)``: 16 images per class, a quarter of them held out."""
-    base = tmp_path_factory.mktemp("tiny")
-    for c, kind in enumerate(CLASSES):
-        for i in range(16):
-            save(base / "data" / kind / f"{i:02d}.png", shape_image(kind, 100 * c + i), "PNG")
-    proc = run_script("flowio.py", base / "data", "--out", base / "records", "--val-fraction", 0.25, "--quiet")
-    assert proc.returncode == 0, proc.stderr
-    return base / "data", base / "records"
-
-
-def train(impl, records, run_dir, *extra, epochs=EPOCHS, env=None, **kwargs):
-    return run_script("train.py", "--impl", impl, "--data", records, "--image-size", 32, "--epochs", epochs,
-                      "--batch-size", BATCH, "--lr", 0.01, "--no-flip", "--save-every", 4, "--run-dir", run_dir,
-                      "--quiet", *extra, env={**os.environ, **QUIET_TF, **(env or {})}, **kwargs)
-
-
-@pytest.fixture(scope="session")
-def runs(tiny, tmp_path_factory):
-    """``{impl: run dir}``, each trained once for 2 epochs; ``runs/latest`` ends at modern's."""
-    _, records = tiny
-    root = tmp_path_factory.mktemp("train") / "runs"
-    out = {}
-    for impl in IMPLS:
-        proc = train(impl, records, root / f"{impl}-run")
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert f"train: {impl} jianshu_resnet_50 -> " in proc.stdout
-        out[impl] = root / f"{impl}-run"
-    return out
-
 
 def read_run(run_dir):
     return json.loads((Path(run_dir) / "run.json").read_text())
@@ -99,7 +47,7 @@ def test_a_run_directory_holds_everything_of_the_design(runs, impl):
     assert run["best"]["val_accuracy"] == max(e["val_accuracy"] for e in run["epochs"])
     assert (run_dir / "labels.txt").read_text() == "0:circle\n1:square\n2:stripes\n"
     assert Image.open(run_dir / "curves.png").format == "PNG"
-    checkpoints = {"legacy": ["ckpt/last/checkpoint", "ckpt/best/checkpoint"], "modern": ["last.keras", "best.weights.h5"]}
+    checkpoints = {"legacy": ["ckpt/last/checkpoint", "ckpt/best/checkpoint"], "modern": ["last.keras", "best.h5"]}
     for name in checkpoints[impl]:
         assert (run_dir / name).exists(), name
     assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"} <= event_tags(run_dir / "logs/train")

@@ -1,0 +1,161 @@
+"""Checkpoints of either half as ``{legacy variable name: numpy array}``, and choosing what a model takes from one.
+
+The one naming rule between the halves (``modern/naming.py`` applies it to Keras layers): a legacy variable
+``<model>/<scope path>/<variable>`` is the weight ``<variable'>`` of the modern layer named by the scope path
+with ``/`` -> ``__``, where slim's ``weights`` / ``biases`` are Keras's ``kernel`` / ``bias`` (BatchNorm's
+``gamma``, ``beta``, ``moving_mean``, ``moving_variance`` keep their names):
+
+    jianshu_resnet_50/block1/unit_1/bottleneck/conv1/BatchNorm/gamma
+        <-> layer "block1__unit_1__bottleneck__conv1__BatchNorm", weight "gamma"
+
+So checkpoints map by name, never by order. What can be read (``read``):
+
+* a TF1 name-based checkpoint: a Saver prefix (``.../model.ckpt-120``) or the folder holding one — a legacy
+  run's, or one written by ``tf_slim.nets`` itself;
+* a modern weights file in Keras's HDF5 format (``best.h5``), which keys each weight by its layer's name;
+* a run directory of either half (its best checkpoint, else its last).
+
+Both halves' ``--init-from`` and ``scripts/convert_checkpoint.py`` go through ``read`` and ``select``, so the
+rules (and the errors listing missing, unexpected and mis-shaped variables) are the same everywhere.
+"""
+
+import os
+
+from flowio.errors import UserError
+
+SEP = "__"
+TO_KERAS = {"weights": "kernel", "biases": "bias", "gamma": "gamma", "beta": "beta",
+            "moving_mean": "moving_mean", "moving_variance": "moving_variance"}
+TO_SLIM = {v: k for k, v in TO_KERAS.items()}
+# What a TF1 training run saves beside the model's variables: the step and the optimizer's slots.
+NOT_MODEL = ("global_step",)
+SLOT_SUFFIXES = ("/Momentum", "/ExponentialMovingAverage")
+MODERN_WEIGHTS = "best.h5"  # what a modern run's best checkpoint is called (modern/train.py)
+
+
+def layer_name(scope):
+    """``block1/unit_1/bottleneck/conv1`` -> ``block1__unit_1__bottleneck__conv1``."""
+    return scope.replace("/", SEP)
+
+
+def scope_name(layer):
+    return layer.replace(SEP, "/")
+
+
+def legacy_name(model_name, layer, weight):
+    """``("m", "block1__conv1", "kernel:0")`` -> ``"m/block1/conv1/weights"``."""
+    return f"{model_name}/{scope_name(layer)}/{TO_SLIM[weight.split(':')[0]]}"
+
+
+def modern_name(variable_name):
+    """A legacy variable name (with or without ``:0``) -> ``(model name, layer name, weight name)``."""
+    parts = variable_name.split(":")[0].split("/")
+    return parts[0], layer_name("/".join(parts[1:-1])), TO_KERAS[parts[-1]]
+
+
+def model_variables(names, model_name):
+    """The names among ``names`` that are model weights of ``model_name`` (no step, no optimizer slots)."""
+    return [n for n in names if n.startswith(model_name + "/") and n not in NOT_MODEL
+            and not n.endswith(SLOT_SUFFIXES)]
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+
+def _read_tf1(prefix):
+    import tensorflow as tf
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+    except (tf.errors.OpError, ValueError) as err:
+        raise UserError(f"{prefix}: not a readable TF1 checkpoint ({str(err).splitlines()[0][:160]})") from None
+    return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()}
+
+
+def _read_h5(path, model_name):
+    import h5py
+    with h5py.File(path, "r") as f:
+        if "layer_names" not in f.attrs:
+            raise UserError(f"{path}: not a Keras HDF5 weights file keyed by layer name (save it with"
+                            " model.save_weights('x.h5'), not '.weights.h5' or '.keras')")
+        values = {}
+        for layer in f.attrs["layer_names"]:
+            layer = layer.decode() if isinstance(layer, bytes) else layer
+            group = f[layer]
+            for weight in group.attrs["weight_names"]:
+                weight = weight.decode() if isinstance(weight, bytes) else weight
+                values[legacy_name(model_name, layer, weight.split("/")[-1])] = group[weight][()]
+    return values
+
+
+def _tf1_prefix(folder):
+    import tensorflow as tf
+    return tf.train.latest_checkpoint(folder)
+
+
+def read(src, model_name=None):
+    """``(values {legacy name: array}, description)`` of the checkpoint at ``src`` (see the module docstring).
+
+    ``model_name`` names the model of a bare ``.h5`` file (its layers' names do not say it); a run directory
+    says it itself.
+    """
+    from flowio import run_dir as rd
+    if not os.path.exists(src) and not os.path.exists(src + ".index"):
+        raise UserError(f"{src}: no such checkpoint, run directory or file")
+    run = rd.read_run(src) if os.path.isdir(src) else None
+    if run is not None:
+        if run["impl"] == "modern":
+            path = os.path.join(src, MODERN_WEIGHTS)
+            if not os.path.exists(path):
+                raise UserError(f"{src}: this modern run has no {MODERN_WEIGHTS} yet; train it for an epoch first")
+            return _read_h5(path, run["model"]), f"modern run {src}"
+        prefix = next(filter(None, (_tf1_prefix(os.path.join(src, "ckpt", d)) for d in ("best", "last"))), None)
+        if prefix is None:
+            raise UserError(f"{src}: this legacy run has no checkpoint yet; train it first")
+        return _read_tf1(prefix), f"legacy run {src}"
+    if src.endswith(".h5"):
+        if model_name is None:
+            raise UserError(f"{src}: a bare weights file does not say its model; give --model")
+        return _read_h5(src, model_name), f"Keras weights {src}"
+    prefix = _tf1_prefix(src) if os.path.isdir(src) else src
+    if prefix is None:
+        raise UserError(f"{src}: no run.json and no TF1 checkpoint in this folder")
+    return _read_tf1(prefix), f"TF1 checkpoint {prefix}"
+
+
+def models_in(values):
+    """The top-level scopes of ``values`` that hold model variables (a guess at the checkpoint's model)."""
+    return sorted({n.split("/")[0] for n in values if "/" in n and model_variables([n], n.split("/")[0])})
+
+
+# --- choosing --------------------------------------------------------------------------------------------
+
+def excluded(name, model_name, scopes):
+    """Whether variable ``name`` lies under one of ``scopes`` (``logits`` or ``<model>/logits``)."""
+    relative = name[len(model_name) + 1:]
+    for scope in scopes:
+        scope = scope.strip("/")
+        scope = scope[len(model_name) + 1:] if scope.startswith(model_name + "/") else scope
+        if relative == scope or relative.startswith(scope + "/"):
+            return True
+    return False
+
+
+def select(wanted, values, model_name, exclude_scopes=(), source="the checkpoint"):
+    """``{name: array}`` for every name of ``wanted`` (``{legacy name: shape}``) outside ``exclude_scopes``.
+
+    A variable the model wants and the checkpoint lacks, a model variable of the checkpoint the model does
+    not have, or a shape that differs (all outside the excluded scopes) is a UserError listing them.
+    """
+    keep = {n for n in wanted if not excluded(n, model_name, exclude_scopes)}
+    offered = {n for n in model_variables(values, model_name) if not excluded(n, model_name, exclude_scopes)}
+    if not offered and values:
+        raise UserError(f"{source} holds no variables of {model_name} (it has {', '.join(models_in(values)) or 'none'})")
+    missing, extra = sorted(keep - offered), sorted(offered - keep)
+    misshaped = sorted(f"{n} {list(values[n].shape)} vs {list(wanted[n])}" for n in keep & offered
+                       if list(values[n].shape) != list(wanted[n]))
+    if missing or extra or misshaped:
+        problems = [f"{label}: {', '.join(items[:4])}{' ...' if len(items) > 4 else ''} ({len(items)})"
+                    for label, items in (("missing", missing), ("unexpected", extra), ("wrong shape", misshaped))
+                    if items]
+        hint = " (--exclude-scopes leaves scopes such as logits to be trained anew)" if misshaped or extra else ""
+        raise UserError(f"{source} does not match {model_name}: " + "; ".join(problems) + hint)
+    return {n: values[n] for n in keep}

@@ -1,0 +1,129 @@
+"""The porting pitfalls of docs/MIGRATION.md that no end-to-end test isolates, each shown on a small case.
+
+Each test builds the TF1/slim construct and its Keras counterpart independently and shows where they agree
+and which innocent-looking alternative does not.
+"""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import tf_keras as keras
+
+import modern
+from helpers import REPO, run_script
+from legacy.slim_compat import resnet_utils, slim, tf
+from modern.resnet import conv2d_same
+
+
+def run_graph(build, feed):
+    """Run ``build(placeholder)`` in a fresh graph and session on ``feed``; returns (output, {name: value})."""
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.placeholder(tf.float32, feed.shape)
+        out = build(x)
+        with tf.Session(graph=graph) as sess:
+            sess.run(tf.global_variables_initializer())
+            result = sess.run([out, tf.get_collection(tf.GraphKeys.UPDATE_OPS)], {x: feed})[0]
+            return result, {v.op.name: sess.run(v) for v in tf.global_variables()}
+
+
+def test_slims_conv2d_same_is_not_keras_padding_same_at_stride_2():
+    x = np.random.default_rng(0).normal(size=(1, 8, 8, 3)).astype(np.float32)
+    def slim_conv(t):
+        with slim.arg_scope([slim.conv2d], activation_fn=None, biases_initializer=None):
+            return resnet_utils.conv2d_same(t, 4, 3, stride=2, scope="conv")
+    slim_out, variables = run_graph(slim_conv, x)
+    kernel = variables["conv/weights"]
+    inputs = keras.Input((8, 8, 3))
+    ours = keras.Model(inputs, conv2d_same(inputs, 4, 3, 2, "conv", 0.0, use_bias=False))
+    ours.get_layer("conv").set_weights([kernel])
+    np.testing.assert_allclose(ours(x).numpy(), slim_out, atol=1e-5)
+    keras_same = keras.layers.Conv2D(4, 3, strides=2, padding="same", use_bias=False)
+    keras_same.build(x.shape)
+    keras_same.set_weights([kernel])
+    assert keras_same(x).shape == slim_out.shape  # same shape, other pixels: the odd pad goes after, not before
+    assert np.max(np.abs(keras_same(x).numpy() - slim_out)) > 0.1
+
+
+def test_only_keras_fused_batch_norm_updates_the_moving_variance_as_slim_does():
+    x = np.random.default_rng(0).normal(2, 3, (4, 5, 5, 8)).astype(np.float32)
+    _, variables = run_graph(lambda t: slim.batch_norm(t, decay=0.9, epsilon=1e-5, scale=True, fused=True,
+                                                       is_training=True), x)
+    slim_variance = variables["BatchNorm/moving_variance"]
+    n = 4 * 5 * 5
+    np.testing.assert_allclose(slim_variance, 0.9 + 0.1 * x.reshape(-1, 8).var(0) * n / (n - 1), rtol=1e-5)
+    gaps = {}
+    for fused in (True, False):
+        bn = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, fused=fused)
+        bn(x, training=True)
+        gaps[fused] = np.max(np.abs(bn.moving_variance.numpy() - slim_variance))
+    assert gaps[True] < 1e-5 and gaps[False] > 1e-3  # unfused Keras uses the biased batch variance
+
+
+def test_slims_l2_regularizer_is_half_of_keras_l2_with_the_same_number():
+    w = np.random.default_rng(0).normal(size=(3, 3, 4, 8)).astype(np.float32)
+    graph = tf.Graph()
+    with graph.as_default(), tf.Session(graph=graph) as sess:
+        slim_penalty = sess.run(slim.l2_regularizer(1e-4)(tf.constant(w)))
+    np.testing.assert_allclose(slim_penalty, 1e-4 * np.sum(w ** 2) / 2, rtol=1e-5)
+    np.testing.assert_allclose(float(keras.regularizers.L2(1e-4 / 2)(w)), slim_penalty, rtol=1e-5)
+    assert abs(float(keras.regularizers.L2(1e-4)(w)) - slim_penalty) > 0.5 * slim_penalty
+
+
+def test_weights_h5_keys_layers_by_class_and_order_but_h5_by_name(tmp_path):
+    model = modern.build("jianshu_resnet_50", 3, input_shape=(32, 32, 3))
+    model.save_weights(tmp_path / "best.h5")
+    model.save_weights(tmp_path / "x.weights.h5")
+    with h5py.File(tmp_path / "best.h5", "r") as f:
+        by_name = {n.decode() if isinstance(n, bytes) else n for n in f.attrs["layer_names"]}
+    with h5py.File(tmp_path / "x.weights.h5", "r") as f:
+        by_order = set(f["layers"])
+    assert "block1__unit_1__bottleneck__conv1__BatchNorm" in by_name
+    assert "conv2d_17" in by_order and not any(n.startswith("block1__") for n in by_order)
+
+
+@pytest.mark.slow
+def test_tf_upgrade_v2_only_renames_legacy_into_tf_compat_v1(tmp_path):
+    out = tmp_path / "upgraded"
+    proc = subprocess.run([str(Path(sys.executable).parent / "tf_upgrade_v2"), "--intree", str(REPO / "legacy"), "--outtree", str(out / "legacy"),
+                           "--reportfile", str(tmp_path / "report.txt")], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = (tmp_path / "report.txt").read_text()
+    assert "Detected 3 issues that require attention" in report and report.count("*.save requires manual check") == 6
+    resnet = (out / "legacy" / "resnet.py").read_text()
+    assert "tf.keras.regularizers.l2(0.5 * (weight_decay))" in resnet and "slim.arg_scope" in resnet
+    assert "import tensorflow as tf" in (out / "legacy" / "slim_compat.py").read_text()
+    assert "tf.compat.v1.Session" in (out / "legacy" / "train.py").read_text()
+    # the upgraded package still builds the same graph: the same variables and the same penalty
+    (out / "flowio").symlink_to(REPO / "flowio")
+    code = """if True:
+        import json, sys
+        import tensorflow.compat.v1 as tf
+        import legacy
+        g = tf.Graph()
+        with g.as_default():
+            legacy.build("jianshu_resnet_50", tf.placeholder(tf.float32, [2, 32, 32, 3]), 10, weight_decay=1e-4)
+            print(json.dumps({v.op.name: v.shape.as_list() for v in tf.global_variables()}))
+    """
+    shapes = {}
+    for where in (out, REPO):
+        proc = subprocess.run([sys.executable, "-c", code], cwd=where, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        shapes[where] = proc.stdout.strip().splitlines()[-1]
+    assert shapes[out] == shapes[REPO]
+
+
+def test_the_migration_guides_anchors_and_tests_exist():
+    proc = run_script("doc_anchors.py")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    guide = (REPO / "docs" / "MIGRATION.md").read_text()
+    cited = re.findall(r"(tests/\w+\.py)::(\w+)", guide)
+    assert len(cited) >= 15
+    for path, name in cited:
+        assert f"def {name}(" in (REPO / path).read_text(), (path, name)
