@@ -5,15 +5,24 @@ modern/registry.py); this is the bookkeeping they share, the builders' signature
 class Registry:
     def __init__(self):
         self._models = {}  # name -> (builder, default input size)
+        self._articles = {}  # name -> where the model comes from
 
-    def register_model(self, name, input_size):
-        """Decorator: register a builder under ``name``; a name registered twice is a bug and raises."""
+    def register_model(self, name, input_size, article):
+        """Decorator: register a builder under ``name``; a name registered twice is a bug and raises.
+
+        ``article`` says where the model comes from (a seed article, or tf_slim), for the README's table.
+        """
         def decorate(fn):
             if name in self._models:
                 raise ValueError(f"model {name!r} is registered twice")
             self._models[name] = (fn, input_size)
+            self._articles[name] = article
             return fn
         return decorate
+
+    def article(self, name):
+        self.lookup(name)
+        return self._articles[name]
 
     def list_models(self):
         return sorted(self._models)

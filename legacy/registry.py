@@ -4,7 +4,7 @@
 
 ``build`` adds the model's variables to the default graph (call it inside ``with graph.as_default():``) and
 returns ``logits`` ``[batch, num_classes]`` and ``end_points`` (scope name -> tensor), tf_slim's
-convention. Models register themselves with ``@register_model(name, input_size)``; a name registered twice
+convention. Models register themselves with ``@register_model(name, input_size, article)``; a name registered twice
 is a bug and raises.
 """
 
@@ -14,6 +14,7 @@ _REGISTRY = Registry()  # builders ``fn(images, num_classes, is_training, weight
 register_model = _REGISTRY.register_model
 list_models = _REGISTRY.list_models
 default_input_size = _REGISTRY.default_input_size
+article = _REGISTRY.article
 
 
 def build(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None, **unknown):

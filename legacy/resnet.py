@@ -145,6 +145,10 @@ def resnet(images, blocks, num_classes, is_training, weight_decay, batch_norm_de
 
 # --- registered builders ------------------------------------------------------------------------------
 
+JIANSHU = "002: the Jianshu pipeline's ResNet (zero-padding shortcuts)"
+SLIM = "tf_slim nets/resnet_v1.py (the canonical slim ResNet)"
+
+
 def _register(depth):
     def jianshu(images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None):
         return resnet(images, blocks(depth, jianshu_bottleneck), num_classes, is_training,
@@ -156,8 +160,8 @@ def _register(depth):
                       DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, batch_norm_decay,
                       scope=f"resnet_v1_{depth}", stem_batch_norm=True, postnorm=False)
 
-    register_model(f"jianshu_resnet_{depth}", 224)(jianshu)
-    register_model(f"resnet_v1_{depth}", 224)(v1)
+    register_model(f"jianshu_resnet_{depth}", 224, JIANSHU)(jianshu)
+    register_model(f"resnet_v1_{depth}", 224, SLIM)(v1)
 
 
 for _depth in UNITS:

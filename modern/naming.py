@@ -14,6 +14,7 @@ they load only into the very same topology and cannot be mapped to TF1 names.
 """
 
 import numpy as np
+import tf_keras as keras
 
 from flowio import checkpoints
 from flowio.checkpoints import SEP, layer_name, modern_name, scope_name
@@ -21,10 +22,20 @@ from flowio.checkpoints import SEP, layer_name, modern_name, scope_name
 __all__ = ["SEP", "layer_name", "scope_name", "modern_name", "weight_names", "assign", "load"]
 
 
+def _leaf_layers(model):
+    """The layers of ``model`` that hold weights themselves, nested ones included (subclassed models)."""
+    return [m for m in model.submodules if isinstance(m, keras.layers.Layer) and m.weights
+            and not any(isinstance(s, keras.layers.Layer) for s in m.submodules)]
+
+
 def weight_names(model):
-    """``{legacy variable name: tf.Variable}`` for every weight of ``model``, by the rule."""
+    """``{legacy variable name: tf.Variable}`` for every weight of ``model``, by the rule.
+
+    Every layer that holds weights must carry its full scope path as its name (subclassed models name their
+    nested layers so: ``layer2__block_1__conv1``).
+    """
     names = {}
-    for layer in model.layers:
+    for layer in _leaf_layers(model):
         for weight in layer.weights:
             name = checkpoints.legacy_name(model.name, layer.name, weight.name.split("/")[-1])
             if name in names:

@@ -2,7 +2,7 @@
 
     model = modern.build("jianshu_resnet_50", num_classes=10)   # a tf_keras.Model that returns logits
 
-Models register themselves with ``@register_model(name, input_size)``; a name registered twice is a bug
+Models register themselves with ``@register_model(name, input_size, article)``; a name registered twice is a bug
 and raises. The names and sizes are the legacy registry's (a test checks both tables agree).
 """
 
@@ -14,6 +14,7 @@ _REGISTRY = Registry()  # builders ``fn(num_classes, input_shape, weight_decay) 
 register_model = _REGISTRY.register_model
 list_models = _REGISTRY.list_models
 default_input_size = _REGISTRY.default_input_size
+article = _REGISTRY.article
 
 
 def build(name, num_classes, input_shape=None, weight_decay=None, batch_norm_decay=None, **unknown):
@@ -29,7 +30,7 @@ def build(name, num_classes, input_shape=None, weight_decay=None, batch_norm_dec
                          " input_shape, weight_decay, batch_norm_decay")
     model = fn(num_classes, input_shape=tuple(input_shape or (size, size, 3)), weight_decay=weight_decay)
     if batch_norm_decay is not None:
-        for layer in model.layers:
+        for layer in model.submodules:  # nested layers of subclassed models too
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = batch_norm_decay
     return model

@@ -176,6 +176,10 @@ def resnet(name, blocks, unit_fn, num_classes, input_shape, weight_decay, stem_b
 
 # --- registered builders ------------------------------------------------------------------------------
 
+JIANSHU = "002: the Jianshu pipeline's ResNet (zero-padding shortcuts)"
+SLIM = "tf_slim nets/resnet_v1.py (the canonical slim ResNet)"
+
+
 def _register(depth):
     def jianshu(num_classes, input_shape=(224, 224, 3), weight_decay=None):
         return resnet(f"jianshu_resnet_{depth}", blocks(depth), jianshu_bottleneck, num_classes, input_shape,
@@ -187,8 +191,8 @@ def _register(depth):
                       DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay,
                       stem_batch_norm=True, postnorm=False)
 
-    register_model(f"jianshu_resnet_{depth}", 224)(jianshu)
-    register_model(f"resnet_v1_{depth}", 224)(v1)
+    register_model(f"jianshu_resnet_{depth}", 224, JIANSHU)(jianshu)
+    register_model(f"resnet_v1_{depth}", 224, SLIM)(v1)
 
 
 for _depth in UNITS:

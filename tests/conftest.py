@@ -47,7 +47,7 @@ def tiny(tmp_path_factory):
 
 def train_run(impl, records, run_dir, *extra, epochs=EPOCHS, env=None, **kwargs):
     return run_script("train.py", "--impl", impl, "--data", records, "--image-size", 32, "--epochs", epochs,
-                      "--batch-size", BATCH, "--lr", 0.01, "--no-flip", "--save-every", 4, "--run-dir", run_dir,
+                      "--batch-size", BATCH, "--lr", 0.01, "--bn-decay", 0.9, "--no-flip", "--save-every", 4, "--run-dir", run_dir,
                       "--quiet", *extra, env={**os.environ, **QUIET_TF, **(env or {})}, **kwargs)
 
 

@@ -21,7 +21,7 @@ from legacy.slim_compat import tf
 from modern.naming import layer_name, load, modern_name, weight_names
 from parity import legacy_run, max_relative_error, rename_variable
 
-RESNETS = [n for n in legacy.list_models() if "resnet" in n]
+RESNETS = [n for n in legacy.list_models() if n.startswith(("jianshu_resnet_", "resnet_v1_"))]
 # The deep ones take 5-15 s to build in each half: outside `make test-fast`.
 RESNET_PARAMS = [pytest.param(n, marks=pytest.mark.slow) if not n.endswith("_50") else n for n in RESNETS]
 
@@ -282,7 +282,7 @@ def test_batch_norm_decay_reaches_every_bn_layer_in_both_halves():
     assert len(bn_layers) == 33 and len(rates) == 2 * len(bn_layers)  # moving mean and variance of each
     np.testing.assert_allclose(rates, 0.1, rtol=1e-6)
     model = modern.build("jianshu_resnet_50", 10, input_shape=(32, 32, 3), batch_norm_decay=0.9)
-    momenta = [layer.momentum for layer in model.layers if "BatchNorm" in type(layer).__name__]
+    momenta = [layer.momentum for layer in model.submodules if "BatchNorm" in type(layer).__name__]
     assert len(momenta) == 33 and set(momenta) == {0.9}
     default = modern.build("jianshu_resnet_50", 10, input_shape=(32, 32, 3))
     assert sorted({layer.momentum for layer in default.layers if "BatchNorm" in type(layer).__name__}) == [0.99, 0.997]

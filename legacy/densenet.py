@@ -1,0 +1,92 @@
+"""DenseNet-BC for 32x32 inputs (article 001) the TF1 way: tf_slim layers in an explicit graph
+(twin: modern/densenet.py).
+
+The article's Keras network written as a slim graph of its era: ``slim.batch_norm`` (decay 0.9, epsilon
+1e-5, scale, fused) + ReLU + ``slim.conv2d`` without bias or normaliser, ``tf.concat`` of the new channels
+before the old, ``slim.avg_pool2d`` transitions, a ``slim.fully_connected`` head returning logits; slim's
+``l2_regularizer(2e-4)`` is the article's Keras ``l2(1e-4)``. The BN moving averages update through
+UPDATE_OPS, which legacy/train.py runs with each step.
+
+Sections, in the same order as the twin: the table, layer settings, units, trunk, registered builders.
+"""
+
+from legacy.registry import register_model
+from legacy.slim_compat import slim, tf
+
+# --- the table ----------------------------------------------------------------------------------------
+# name: (growth rate k, bottleneck units per dense block); the article's variants and parameter counts.
+DENSENETS = {
+    "densenet_100x12": (12, [16, 16, 16]),
+    "densenet_100x24": (24, [16, 16, 16]),
+    "densenet_121x32": (32, [6, 12, 24, 16]),
+    "densenet_169x32": (32, [6, 12, 32, 32]),
+    "densenet_201x32": (32, [6, 12, 48, 32]),
+    "densenet_161x48": (48, [6, 12, 36, 24]),
+}
+COMPRESSION = 0.5
+DEFAULT_WEIGHT_DECAY = 2e-4  # the article's keras l2(1e-4)
+
+
+# --- layer settings -----------------------------------------------------------------------------------
+
+def arg_scope(weight_decay, is_training, batch_norm_decay=0.9):
+    with slim.arg_scope([slim.conv2d], padding="SAME", activation_fn=None, normalizer_fn=None,
+                        biases_initializer=None, weights_initializer=slim.variance_scaling_initializer(),
+                        weights_regularizer=slim.l2_regularizer(weight_decay)):
+        with slim.arg_scope([slim.batch_norm], decay=batch_norm_decay, epsilon=1e-5, scale=True, fused=True,
+                            is_training=is_training) as scope:
+            return scope
+
+
+def bn_relu(net, scope):
+    return tf.nn.relu(slim.batch_norm(net, scope=scope))
+
+
+# --- units --------------------------------------------------------------------------------------------
+
+def bottleneck(net, growth, scope):
+    with tf.variable_scope(scope):
+        y = slim.conv2d(bn_relu(net, "bn1"), 4 * growth, 1, scope="conv1")
+        y = slim.conv2d(bn_relu(y, "bn2"), growth, 3, scope="conv2")
+        return tf.concat([y, net], axis=3, name="concat")
+
+
+def transition(net, scope):
+    with tf.variable_scope(scope):
+        net = slim.conv2d(bn_relu(net, "bn"), int(net.shape[-1] * COMPRESSION), 1, scope="conv")
+        return slim.avg_pool2d(net, 2, stride=2, padding="VALID", scope="pool")
+
+
+# --- trunk --------------------------------------------------------------------------------------------
+
+def densenet(images, growth, units, num_classes, is_training, weight_decay, batch_norm_decay, scope):
+    end_points = {}
+    with slim.arg_scope(arg_scope(weight_decay, is_training, batch_norm_decay or 0.9)):
+        with tf.variable_scope(scope, values=[images]) as sc:
+            net = slim.conv2d(images, 2 * growth, 3, scope="conv1")
+            for b, count in enumerate(units, 1):
+                with tf.variable_scope(f"block{b}"):
+                    for u in range(1, count + 1):
+                        net = bottleneck(net, growth, f"unit_{u}")
+                end_points[f"{sc.name}/block{b}"] = net
+                if b < len(units):
+                    net = transition(net, f"transition{b}")
+            net = tf.reduce_mean(bn_relu(net, "postnorm"), [1, 2], name="pool5")
+            logits = slim.fully_connected(net, num_classes, activation_fn=None,
+                                          weights_initializer=slim.variance_scaling_initializer(),
+                                          weights_regularizer=slim.l2_regularizer(weight_decay), scope="logits")
+            end_points[f"{sc.name}/logits"] = logits
+    return logits, end_points
+
+
+# --- registered builders ------------------------------------------------------------------------------
+
+def _register(name, growth, units):
+    def build(images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None):
+        return densenet(images, growth, units, num_classes, is_training,
+                        DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, batch_norm_decay, name)
+    register_model(name, 32, "001: DenseNet-BC for CIFAR-10")(build)
+
+
+for _name, (_growth, _units) in DENSENETS.items():
+    _register(_name, _growth, _units)
