@@ -215,7 +215,8 @@ def modern_training(run, data, start):
     return after_one, np.array(losses)
 
 
-@pytest.mark.parametrize("name", ["jianshu_resnet_50", pytest.param("resnet_v1_50", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["jianshu_resnet_50", "resnet_v1_50"])
 def test_one_and_ten_training_steps_are_the_same_in_both_halves(name):
     # one step from the network's own initial values, at a rate that moves the weights well clear of the tolerance
     run, data = parity_run(name, lr=0.05), batches(1, seed=3)

