@@ -112,7 +112,7 @@ def resnet50_keras(images, num_classes):
         for b in range(blocks):
             net = conv_bn_block(net, filters, 3, stride if b == 0 else 1, stage, "abcdef"[b], identity=b > 0)
     net = slim.avg_pool2d(net, 2, padding="SAME", scope="pool5")
-    net = slim.flatten(net, scope="flatten")
+    net = tf.reshape(net, [-1, net.shape[1] * net.shape[2] * net.shape[3]], name="flatten")
     return slim.fully_connected(net, num_classes, scope="logits")
 
 

@@ -45,10 +45,15 @@ def tiny(tmp_path_factory):
     return base / "data", base / "records"
 
 
+def train_args(impl, records, run_dir, *extra, epochs=EPOCHS):
+    """The train.py arguments of the tiny runs: 32x32, batch 4, BN decay 0.9, a checkpoint every 4 steps."""
+    return ["--impl", impl, "--data", records, "--image-size", 32, "--epochs", epochs, "--batch-size", BATCH,
+            "--lr", 0.01, "--bn-decay", 0.9, "--no-flip", "--save-every", 4, "--run-dir", run_dir, "--quiet", *extra]
+
+
 def train_run(impl, records, run_dir, *extra, epochs=EPOCHS, env=None, **kwargs):
-    return run_script("train.py", "--impl", impl, "--data", records, "--image-size", 32, "--epochs", epochs,
-                      "--batch-size", BATCH, "--lr", 0.01, "--bn-decay", 0.9, "--no-flip", "--save-every", 4, "--run-dir", run_dir,
-                      "--quiet", *extra, env={**os.environ, **QUIET_TF, **(env or {})}, **kwargs)
+    return run_script("train.py", *train_args(impl, records, run_dir, *extra, epochs=epochs),
+                      env={**os.environ, **QUIET_TF, **(env or {})}, **kwargs)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from conftest import BATCH, CLASSES, IMPLS, QUIET_TF, shape_image
+from conftest import train_args
 from conftest import train_run as train
 from helpers import REPO, assert_user_error, run_script, save
 
@@ -200,9 +201,7 @@ def test_a_run_killed_mid_epoch_resumes_where_it_stopped(tiny, tmp_path, impl):
     reference = tmp_path / "reference"
     assert train(impl, records, reference, epochs=3, env=env).returncode == 0
     run_dir = tmp_path / "killed"
-    cmd = [sys.executable, str(REPO / "scripts/train.py"), "--impl", impl, "--data", str(records), "--image-size",
-           "32", "--epochs", "3", "--batch-size", str(BATCH), "--lr", "0.01", "--no-flip", "--save-every", "4",
-           "--run-dir", str(run_dir), "--quiet"]
+    cmd = [sys.executable, str(REPO / "scripts/train.py"), *map(str, train_args(impl, records, run_dir, epochs=3))]
     proc = subprocess.Popen(cmd, env={**os.environ, **QUIET_TF, **env}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
