@@ -91,6 +91,11 @@ def _tf1_prefix(folder):
     return tf.train.latest_checkpoint(folder)
 
 
+def exists(src):
+    """Whether ``src`` names something ``read`` could open (a path, or a Saver prefix with its ``.index``)."""
+    return os.path.exists(src) or os.path.exists(src + ".index")
+
+
 def read(src, model_name=None):
     """``(values {legacy name: array}, description)`` of the checkpoint at ``src`` (see the module docstring).
 
@@ -98,7 +103,7 @@ def read(src, model_name=None):
     says it itself.
     """
     from flowio import run_dir as rd
-    if not os.path.exists(src) and not os.path.exists(src + ".index"):
+    if not exists(src):
         raise UserError(f"{src}: no such checkpoint, run directory or file")
     run = rd.read_run(src) if os.path.isdir(src) else None
     if run is not None:

@@ -17,8 +17,7 @@ import sys
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from flowio.errors import UserError, run_cli  # noqa: E402
-
-IMPLS = ("legacy", "modern")
+from flowio.run_dir import IMPLS  # noqa: E402
 
 
 def parse_args(argv):

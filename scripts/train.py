@@ -105,7 +105,8 @@ def main(argv=None):
         raise UserError("--exclude-scopes needs --init-from CKPT (the checkpoint to take the other weights from)")
     init_from = None
     if args.init_from:
-        if not (os.path.exists(args.init_from) or os.path.exists(args.init_from + ".index")):
+        from flowio.checkpoints import exists
+        if not exists(args.init_from):
             raise UserError(f"--init-from {args.init_from}: no such checkpoint, run directory or file")
         init_from = {"checkpoint": os.path.abspath(args.init_from), "exclude_scopes": exclude_scopes}
 
