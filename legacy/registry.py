@@ -9,6 +9,7 @@ is a bug and raises.
 """
 
 from flowio.registry import Registry
+from legacy.slim_compat import tf1_hashing
 
 _REGISTRY = Registry()  # builders ``fn(images, num_classes, is_training, weight_decay, batch_norm_decay)``
 register_model = _REGISTRY.register_model
@@ -27,5 +28,6 @@ def build(name, images, num_classes, is_training=True, weight_decay=None, batch_
     if unknown:
         raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} for build(); known: images,"
                          " num_classes, is_training, weight_decay, batch_norm_decay")
-    return fn(images, num_classes, is_training=is_training, weight_decay=weight_decay,
-              batch_norm_decay=batch_norm_decay)
+    with tf1_hashing():
+        return fn(images, num_classes, is_training=is_training, weight_decay=weight_decay,
+                  batch_norm_decay=batch_norm_decay)
