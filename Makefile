@@ -46,8 +46,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
 bench: $(STAMP)
-	$(PY) bench/flowio_bench.py
-	$(PY) bench/resnet_bench.py
+	$(PY) bench/run.py
 
 clean:
 	rm -rf data samples tfrecords runs .pytest_cache

@@ -1,15 +1,19 @@
 """ResNet benchmark: legacy vs modern jianshu_resnet_50, forward and forward+backward, side by side.
 
-    python bench/resnet_bench.py [--size 224] [--batch 16] [--steps 8] [--repeat 2] [--json ...]
+    python bench/resnet_bench.py [--size 224] [--batch 16] [--steps 8] [--repeat 2] [--precisions ...]
 
-Images/s on random inputs generated on the device, so only the network is measured:
+Images/s on random inputs generated on the device, so only the network is measured, in each precision of
+``--precisions`` (train.py's ``--precision``):
 
-* legacy: ``Session.run`` of the logits (inference) and of a MomentumOptimizer step with UPDATE_OPS;
-* modern: ``model.predict`` and ``model.fit`` (SGD with momentum, ``steps_per_execution`` 1 and 4);
+* legacy: ``Session.run`` of the logits (inference) and of legacy/train.py's own ``training_graph`` step, in a
+  Session with legacy/train.py's ``session_config`` (the same graph for every precision);
+* modern: ``model.predict`` and ``model.fit`` (SGD with momentum, ``steps_per_execution`` 1 and 4) of the model
+  ``modern.build`` makes under the precision's policy;
 * reference: ``tf_keras.applications.ResNet50(weights=None)`` through the same ``predict`` / ``fit``.
 
-Each measurement is repeated ``--repeat`` times, interleaved, and the median is shown; the ratio that the
-goal is about is modern / legacy training images/s (>= 0.95). DESIGN §8 has the figures this machine gave.
+Each measurement is repeated ``--repeat`` times, interleaved, and the median is shown; the ratios the goals
+are about are modern / legacy training images/s (>= 0.95) and each precision / float32 (>= 1.8 for
+mixed_bfloat16). DESIGN §8 has the figures this machine gave.
 """
 
 import argparse
@@ -28,25 +32,37 @@ import tf_keras as keras  # noqa: E402
 import legacy  # noqa: E402
 import modern  # noqa: E402
 from legacy.slim_compat import tf as tf1  # noqa: E402
+from legacy.train import session_config, training_graph  # noqa: E402
 
 NUM_CLASSES = 10
 
 
+def run_spec(name, size, precision):
+    """What train.py records for a run (the keys training_graph reads)."""
+    return {"model": name, "num_classes": NUM_CLASSES, "image_size": size,
+            "hyper": {"lr": 0.01, "lr_decay_per_epoch": 1.0, "momentum": 0.9, "weight_decay": None,
+                      "batch_norm_decay": None, "precision": precision}}
+
+
 class Legacy:
-    def __init__(self, name, size, batch):
-        self.graph = tf1.Graph()
-        with self.graph.as_default():
-            images = tf1.random.uniform([batch, size, size, 3])
-            labels = tf1.random.uniform([batch], 0, NUM_CLASSES, dtype=tf1.int64)
-            with tf1.variable_scope("train"):
-                logits, _ = legacy.build(name, images, NUM_CLASSES, is_training=True)
-                loss = tf1.losses.sparse_softmax_cross_entropy(labels, logits) + tf1.losses.get_regularization_loss()
-                with tf1.control_dependencies(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)):
-                    self.train_op = tf1.train.MomentumOptimizer(0.01, 0.9).minimize(loss)
-            with tf1.variable_scope("infer"):
-                self.logits, _ = legacy.build(name, images, NUM_CLASSES, is_training=False)
-            self.sess = tf1.Session(graph=self.graph)
-            self.sess.run(tf1.global_variables_initializer())
+    """One graph (training step and inference tower); a Session per precision, as train.py makes it."""
+
+    graphs = {}
+
+    def __init__(self, name, size, batch, precision):
+        key = (name, size, batch)
+        if key not in self.graphs:
+            graph = tf1.Graph()
+            with graph.as_default():
+                images = tf1.random.uniform([batch, size, size, 3])
+                labels = tf1.random.uniform([batch], 0, NUM_CLASSES, dtype=tf1.int64)
+                _, _, _, train_op = training_graph(run_spec(name, size, "float32"), images, labels, 1)
+                with tf1.variable_scope(tf1.get_variable_scope(), reuse=True):
+                    logits, _ = legacy.build(name, images, NUM_CLASSES, is_training=False)
+                self.graphs[key] = graph, train_op, logits, tf1.global_variables_initializer()
+        self.graph, self.train_op, self.logits, init = self.graphs[key]
+        self.sess = tf1.Session(graph=self.graph, config=session_config(precision))
+        self.sess.run(init)
 
     def infer(self, steps):
         return _timed(lambda: self.sess.run(self.logits), steps)
@@ -100,36 +116,57 @@ def main():
     p.add_argument("--batch", type=int, default=16, help="batch size")
     p.add_argument("--steps", type=int, default=8, help="timed steps per measurement")
     p.add_argument("--repeat", type=int, default=2, help="interleaved repeats (the median is shown)")
+    p.add_argument("--precisions", default="float32,mixed_bfloat16",
+                   help="comma-separated precisions to measure (float32 first: the others are compared to it)")
     p.add_argument("--json", default=str(REPO / "bench/results/resnet.json"), help="where to write the figures")
     args = p.parse_args()
 
-    old = Legacy(args.model, args.size, args.batch)
-    new = Modern(modern.build(args.model, NUM_CLASSES, input_shape=(args.size, args.size, 3)), args.batch)
-    ref = Modern(keras.applications.ResNet50(weights=None, classes=NUM_CLASSES, classifier_activation=None,
-                                             input_shape=(args.size, args.size, 3)), args.batch)
-    measures = {
-        "legacy_infer": lambda: old.infer(args.steps),
-        "legacy_train": lambda: old.train(args.steps),
-        "modern_infer": lambda: new.infer(args.steps),
-        "modern_train_spe1": lambda: new.train(args.steps, 1),
-        "modern_train_spe4": lambda: new.train(args.steps, 4),
-        "keras_resnet50_infer": lambda: ref.infer(args.steps),
-        "keras_resnet50_train_spe1": lambda: ref.train(args.steps, 1),
-    }
+    precisions = args.precisions.split(",")
+    measures = {}
+    for precision in precisions:
+        old = Legacy(args.model, args.size, args.batch, precision)
+        new = Modern(modern.build(args.model, NUM_CLASSES, input_shape=(args.size, args.size, 3),
+                                  precision=precision), args.batch)
+        keras.mixed_precision.set_global_policy(precision)  # what keras.applications builds under
+        ref = Modern(keras.applications.ResNet50(weights=None, classes=NUM_CLASSES, classifier_activation=None,
+                                                 input_shape=(args.size, args.size, 3)), args.batch)
+        keras.mixed_precision.set_global_policy("float32")
+        measures.update({
+            f"legacy_infer_{precision}": lambda old=old: old.infer(args.steps),
+            f"legacy_train_{precision}": lambda old=old: old.train(args.steps),
+            f"modern_infer_{precision}": lambda new=new: new.infer(args.steps),
+            f"modern_train_spe1_{precision}": lambda new=new: new.train(args.steps, 1),
+            f"keras_resnet50_infer_{precision}": lambda ref=ref: ref.infer(args.steps),
+            f"keras_resnet50_train_spe1_{precision}": lambda ref=ref: ref.train(args.steps, 1),
+        })
+        if precision == "float32":
+            measures["modern_train_spe4_float32"] = lambda new=new: new.train(args.steps, 4)
     runs = {k: [] for k in measures}
     for _ in range(args.repeat):
         for key, measure in measures.items():
             runs[key].append(measure() * args.batch)
     figures = {k: statistics.median(v) for k, v in runs.items()}
-    figures["modern_vs_legacy_train_spe1"] = figures["modern_train_spe1"] / figures["legacy_train"]
-    figures["modern_vs_legacy_train_spe4"] = figures["modern_train_spe4"] / figures["legacy_train"]
-    figures["modern_vs_legacy_infer"] = figures["modern_infer"] / figures["legacy_infer"]
+    ratios = {}
+    for precision in precisions:
+        for what in ("train_spe1", "infer"):
+            legacy_what = what.replace("_spe1", "")
+            ratios[f"modern_vs_legacy_{what}_{precision}"] = (figures[f"modern_{what}_{precision}"]
+                                                             / figures[f"legacy_{legacy_what}_{precision}"])
+        if precision != precisions[0]:
+            for key in ("legacy_train", "modern_train_spe1", "keras_resnet50_train_spe1", "legacy_infer",
+                        "modern_infer"):
+                ratios[f"{key}_{precision}_vs_{precisions[0]}"] = (figures[f"{key}_{precision}"]
+                                                                  / figures[f"{key}_{precisions[0]}"])
+    if "modern_train_spe4_float32" in figures:
+        ratios["modern_vs_legacy_train_spe4_float32"] = (figures["modern_train_spe4_float32"]
+                                                         / figures["legacy_train_float32"])
+    figures.update(ratios)
 
     print(f"{args.model}, {args.size}x{args.size}, batch {args.batch}, images/s (median of {args.repeat}):")
     for key in measures:
-        print(f"  {key:<28} {figures[key]:8.2f}")
-    for key in ("modern_vs_legacy_infer", "modern_vs_legacy_train_spe1", "modern_vs_legacy_train_spe4"):
-        print(f"  {key:<28} {figures[key]:8.2f} x")
+        print(f"  {key:<44} {figures[key]:8.2f}")
+    for key in ratios:
+        print(f"  {key:<44} {figures[key]:8.2f} x")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({**vars(args), **figures}, indent=2) + "\n")
     print(f"  -> {args.json}")

@@ -20,6 +20,7 @@ LABELS = "labels.txt"
 CURVES = "curves.png"
 LATEST = "latest"
 IMPLS = ("legacy", "modern")  # the packages of the two halves; each has train.train and train.Predictor
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # train.py --precision: Keras's policy names
 # What must match for a run folder to be resumed or continued.
 IDENTITY = ("impl", "model", "image_size", "labels")
 

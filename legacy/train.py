@@ -16,6 +16,8 @@ The article's train.py, kept honest for TF 2.21's ``tf.compat.v1``:
 * fine-tuning as slim did it (``assign_from_checkpoint_fn`` after ``checkpoint_exclude_scopes``):
   ``--init-from`` loads the model variables outside the excluded scopes by name from a legacy, tf_slim or
   modern checkpoint into the freshly initialised graph;
+* ``--precision mixed_bfloat16`` / ``mixed_float16`` as TF1 did it: grappler's mixed-precision rewrite of the
+  float32 graph, switched on in the Session config (``session_config``), with a loss-scale optimizer for float16;
 * a tqdm progress line while an epoch runs (on a terminal), and one line of metrics when it ends.
 
 Sections, in the same order as the twin: counters, input, model and loss, checkpoints, the loop.
@@ -32,6 +34,7 @@ import legacy
 from flowio import checkpoints
 from flowio import run_dir as rd
 from legacy.slim_compat import tf, tf1_hashing
+from tensorflow.core.protobuf import rewriter_config_pb2
 
 CKPT_LAST, CKPT_BEST = os.path.join("ckpt", "last"), os.path.join("ckpt", "best")
 LOGS = "logs"
@@ -73,8 +76,27 @@ def training_graph(run, images, labels, steps_per_epoch):
     # edge from every update op: 900k edges in DenseNet-201's graph, seconds of grappler pruning them.
     with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
         loss = tf.identity(loss, name="loss_after_updates")
-    train_op = tf.train.MomentumOptimizer(lr, h["momentum"]).minimize(loss, global_step)
+    optimizer = tf.train.MomentumOptimizer(lr, h["momentum"])
+    if h["precision"] == "mixed_float16":  # float16 gradients underflow without loss scaling
+        optimizer = tf.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, "dynamic")
+    train_op = optimizer.minimize(loss, global_step)
     return logits, loss, regularization, train_op
+
+
+def session_config(precision):
+    """The Session config that runs the float32 graph in ``precision`` (TF1 had no dtype policies).
+
+    Grappler rewrites the graph when the Session first runs it: ``mixed_bfloat16`` through oneDNN on CPU,
+    ``mixed_float16`` on GPU. Variables stay float32; the loss stays float32 (grappler's deny list), the head's
+    matmul does not (modern keeps the whole head in float32).
+    """
+    config = tf.ConfigProto()
+    rewrites = config.graph_options.rewrite_options
+    if precision == "mixed_bfloat16":
+        rewrites.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
+    elif precision == "mixed_float16":
+        rewrites.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
+    return config
 
 
 def initialise(sess, model_variables, run, init_from):
@@ -130,7 +152,7 @@ def train(run_dir, run, records_dir, progress=True, init_from=None):
 
     os.makedirs(last_dir, exist_ok=True)
     os.makedirs(best_dir, exist_ok=True)
-    with tf.Session(graph=graph) as sess:
+    with tf.Session(graph=graph, config=session_config(h["precision"])) as sess:
         def save(saver, folder, step):
             saver.save(sess, os.path.join(folder, "model.ckpt"), global_step=step, write_meta_graph=False)
 

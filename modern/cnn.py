@@ -9,7 +9,8 @@
 
 Every model returns logits: the articles' ``softmax`` outputs move into the loss (``from_logits=True``), and
 004's AlexNet, which ended in a ``sigmoid`` under a softmax cross-entropy (a bug), ends in logits too. The
-head is named ``logits`` in every model so that ``--exclude-scopes logits`` fine-tunes any of them. The
+head is named ``logits`` in every model so that ``--exclude-scopes logits`` fine-tunes any of them, and
+computes in float32 under a mixed-precision policy. The
 articles' Keras defaults are kept (convs with biases, glorot-uniform kernels, no weight decay);
 ``ImageDataGenerator`` / ``fit_generator`` / ``lr=`` of their training code became flowio's reader and
 ``fit`` with ``learning_rate=`` in modern/train.py.
@@ -32,9 +33,14 @@ def conv(x, filters, kernel, name, weight_decay, stride=1, padding="same", activ
                          kernel_regularizer=regularizer, name=name)(x)
 
 
-def dense(x, units, name, weight_decay, activation="relu"):
+def dense(x, units, name, weight_decay, activation="relu", dtype=None):
     regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
-    return layers.Dense(units, activation=activation, kernel_regularizer=regularizer, name=name)(x)
+    return layers.Dense(units, activation=activation, kernel_regularizer=regularizer, name=name, dtype=dtype)(x)
+
+
+def head(x, num_classes, weight_decay):
+    """The logits, computed in float32 under any mixed-precision policy."""
+    return dense(x, num_classes, "logits", weight_decay, activation=None, dtype="float32")
 
 
 # --- models -------------------------------------------------------------------------------------------
@@ -47,7 +53,7 @@ def lenet5(images, num_classes, weight_decay):
     x = conv(x, 120, 5, "conv5", weight_decay, padding="valid")
     x = layers.Flatten(name="flatten")(x)
     x = dense(x, 84, "fc6", weight_decay)
-    return dense(x, num_classes, "logits", weight_decay, activation=None)
+    return head(x, num_classes, weight_decay)
 
 
 def alexnet(images, num_classes, weight_decay):
@@ -62,7 +68,7 @@ def alexnet(images, num_classes, weight_decay):
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(0.5, name="dropout6")(dense(x, 512, "fc6", weight_decay))
     x = layers.Dropout(0.5, name="dropout7")(dense(x, 256, "fc7", weight_decay))
-    return dense(x, num_classes, "logits", weight_decay, activation=None)
+    return head(x, num_classes, weight_decay)
 
 
 VGG13_UNITS = [64, 128, 256, 512, 512]  # two 3x3 convs per unit, then a 2x2 max-pool
@@ -77,7 +83,7 @@ def vgg13(images, num_classes, weight_decay):
     x = layers.Flatten(name="flatten")(x)
     x = dense(x, 256, "fc6", weight_decay)
     x = dense(x, 128, "fc7", weight_decay)
-    return dense(x, num_classes, "logits", weight_decay, activation=None)
+    return head(x, num_classes, weight_decay)
 
 
 # (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool projection) filters of each module, the article's numbers
@@ -105,7 +111,7 @@ def googlenet_cifar(images, num_classes, weight_decay):
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool3")(x)
     x = inception(x, INCEPTIONS["inception4a"], "inception4a", weight_decay)
     x = layers.GlobalAveragePooling2D(name="pool5")(x)
-    return dense(x, num_classes, "logits", weight_decay, activation=None)
+    return head(x, num_classes, weight_decay)
 
 
 # --- registered builders ------------------------------------------------------------------------------

@@ -71,7 +71,8 @@ def densenet(name, growth, units, num_classes, input_shape, weight_decay):
             x = transition(x, f"transition{b}", weight_decay)
     x = layers.GlobalAveragePooling2D(name="pool5")(bn_relu(x, "postnorm"))
     logits = layers.Dense(num_classes, kernel_initializer="he_normal",
-                          kernel_regularizer=keras.regularizers.L2(weight_decay / 2), name="logits")(x)
+                          kernel_regularizer=keras.regularizers.L2(weight_decay / 2), name="logits",
+                          dtype="float32")(x)
     return keras.Model(images, logits, name=name)
 
 

@@ -17,18 +17,30 @@ default_input_size = _REGISTRY.default_input_size
 article = _REGISTRY.article
 
 
-def build(name, num_classes, input_shape=None, weight_decay=None, batch_norm_decay=None, **unknown):
+def build(name, num_classes, input_shape=None, weight_decay=None, batch_norm_decay=None, precision="float32",
+          **unknown):
     """Build model ``name``; ``input_shape=None`` means ``(S, S, 3)`` at its default size S.
 
     ``weight_decay=None`` means the model's own default (1e-4 for the ResNets, in slim's convention:
     the coefficient of half the sum of squares); ``batch_norm_decay``, when given, replaces the momentum
-    of every BN layer's moving averages (slim's "decay" is Keras's "momentum").
+    of every BN layer's moving averages (slim's "decay" is Keras's "momentum"). ``precision`` is a Keras
+    dtype policy (``mixed_bfloat16``, ``mixed_float16``) the layers are built under, except the ``logits``
+    head, which every builder keeps in float32; the global policy is left as it was.
     """
     fn, size = _REGISTRY.lookup(name)
     if unknown:
         raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} for build(); known: num_classes,"
-                         " input_shape, weight_decay, batch_norm_decay")
-    model = fn(num_classes, input_shape=tuple(input_shape or (size, size, 3)), weight_decay=weight_decay)
+                         " input_shape, weight_decay, batch_norm_decay, precision")
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        model = fn(num_classes, input_shape=tuple(input_shape or (size, size, 3)), weight_decay=weight_decay)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    heads = [layer.compute_dtype for layer in model.submodules
+             if isinstance(layer, keras.layers.Layer) and layer.name == "logits"]
+    if heads != ["float32"]:
+        raise ValueError(f"{name}: needs one head layer named 'logits' computing in float32, found {heads}")
     if batch_norm_decay is not None:
         for layer in model.submodules:  # nested layers of subclassed models too
             if isinstance(layer, keras.layers.BatchNormalization):

@@ -169,8 +169,9 @@ def resnet(name, blocks, unit_fn, num_classes, input_shape, weight_decay, stem_b
         x = layers.ReLU(name="postnorm" + SEP + "relu")(batch_norm(x, "postnorm", momentum=0.99, epsilon=1e-3))
     x = layers.GlobalAveragePooling2D(keepdims=True, name="pool5")(x)
     x = layers.Conv2D(num_classes, 1, kernel_initializer="he_normal",
-                      kernel_regularizer=keras.regularizers.L2(weight_decay / 2), name="logits")(x)
-    logits = layers.Reshape((num_classes,), name="spatial_squeeze")(x)
+                      kernel_regularizer=keras.regularizers.L2(weight_decay / 2), name="logits",
+                      dtype="float32")(x)  # float32 under a mixed-precision policy, and so the reshape
+    logits = layers.Reshape((num_classes,), name="spatial_squeeze", dtype="float32")(x)
     return keras.Model(images, logits, name=name)
 
 

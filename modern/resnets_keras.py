@@ -37,9 +37,10 @@ def conv(filters, kernel, name, weight_decay, **settings):
     return layers.Conv2D(filters, kernel, kernel_regularizer=regularizer, name=name, **settings)
 
 
-def dense(units, name, weight_decay):
+def head(num_classes, weight_decay):
+    """The ``logits`` layer, computed in float32 under any mixed-precision policy."""
     regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
-    return layers.Dense(units, kernel_regularizer=regularizer, name=name)
+    return layers.Dense(num_classes, kernel_regularizer=regularizer, name="logits", dtype="float32")
 
 
 # --- blocks -------------------------------------------------------------------------------------------
@@ -112,7 +113,7 @@ class ResNet18Cifar(keras.Model):
                                   weight_decay=weight_decay, name=SEP.join([f"layer{s}", f"block_{b}"]))
                        for s, filters in enumerate(STAGES, 1) for b in (1, 2)]
         self.pool = layers.GlobalAveragePooling2D(name="pool5")
-        self.logits = dense(num_classes, "logits", weight_decay)
+        self.logits = head(num_classes, weight_decay)
 
     def call(self, inputs, training=None):
         net = keras.activations.relu(self.stem_bn(self.stem_conv(inputs), training=training))
@@ -139,7 +140,7 @@ class ResNet18(keras.Model):
                        for s, (filters, count) in enumerate(zip(STAGES, self.layer_dims), 1)
                        for b in range(1, count + 1)]
         self.gap = layers.GlobalAveragePooling2D(name="pool5")
-        self.fc = dense(num_classes, "logits", weight_decay)
+        self.fc = head(num_classes, weight_decay)
 
     def call(self, inputs, training=None):
         x = self.stem_pool(keras.activations.relu(self.stem_bn(self.stem_conv(inputs), training=training)))
@@ -185,7 +186,7 @@ def resnet50_keras(num_classes, input_shape, weight_decay):
             x = conv_bn_block(x, filters, 3, stride if b == 0 else 1, stage, "abcdef"[b], b > 0, weight_decay)
     x = layers.AveragePooling2D(2, padding="same", name="pool5")(x)
     x = layers.Flatten(name="flatten")(x)
-    return keras.Model(images, dense(num_classes, "logits", weight_decay)(x), name="resnet50_keras")
+    return keras.Model(images, head(num_classes, weight_decay)(x), name="resnet50_keras")
 
 
 # --- registered builders ------------------------------------------------------------------------------

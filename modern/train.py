@@ -19,7 +19,11 @@ What each piece of the legacy loop became:
   saved and start the dataset there (``initial_step``), so no batch is seen twice (DESIGN §8);
 * FileWriter summaries -> the ``TensorBoard`` callback (tags ``epoch_loss``, ``epoch_accuracy``,
   ``epoch_learning_rate``);
-* device placement -> a distribution strategy: ``MirroredStrategy`` when more than one GPU is visible.
+* the Session config's mixed-precision rewrite -> a Keras dtype policy (``mixed_bfloat16``, ``mixed_float16``)
+  the model is built under, its ``logits`` head in float32; ``compile`` adds loss scaling for float16;
+* device placement -> a distribution strategy (``strategy``): ``MultiWorkerMirroredStrategy`` when
+  ``TF_CONFIG`` describes a cluster (every worker runs train.py; the chief writes the run directory, the others
+  a scratch copy; the batch size is the global one), ``MirroredStrategy`` when more than one GPU is visible.
 
 Sections, in the same order as the twin: counters, input, model and loss, checkpoints, the loop.
 """
@@ -43,6 +47,9 @@ BACKUP = "backup"
 # file of this size takes 10-45 s). Not "best.weights.h5": tf_keras writes that one keyed by class and
 # order ("conv2d_17"), which no other program can map to TF1 names.
 LAST, BEST = "last.keras", checkpoints.MODERN_WEIGHTS
+# A multi-worker run: Keras's callbacks save on the chief only, and reading the weights is collective (every
+# worker must take part), so every worker writes the weights it ended with, by name, into its copy of the run.
+FINAL = "final.h5"
 LOGS = "logs"
 
 
@@ -66,9 +73,36 @@ def backed_up_step(backup_dir, steps_per_epoch):
     return epoch * steps_per_epoch + batch + 1 if batch >= 0 else (epoch + 1) * steps_per_epoch
 
 
+_STRATEGY = []
+# tf.distribute's names for them (MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy)
+STRATEGY_NAMES = {tf.distribute.MultiWorkerMirroredStrategy: "MultiWorkerMirroredStrategy",
+                  tf.distribute.MirroredStrategy: "MirroredStrategy"}
+
+
 def strategy():
-    gpus = tf.config.list_logical_devices("GPU")
-    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    """The process's distribution strategy, made on the first call.
+
+    With ``TF_CONFIG`` it is ``MultiWorkerMirroredStrategy``, which must exist before TensorFlow runs anything:
+    train.py asks for it right after importing TensorFlow. ``strategy().extended.should_checkpoint`` is True
+    on the one worker that writes the run (the chief; the only one without a cluster).
+    """
+    if not _STRATEGY:
+        if os.environ.get("TF_CONFIG"):
+            _STRATEGY.append(tf.distribute.MultiWorkerMirroredStrategy())
+        elif len(tf.config.list_logical_devices("GPU")) > 1:
+            _STRATEGY.append(tf.distribute.MirroredStrategy())
+        else:
+            _STRATEGY.append(tf.distribute.get_strategy())
+    return _STRATEGY[0]
+
+
+def sharded(dataset):
+    """Under MultiWorkerMirroredStrategy each worker keeps its share of every global batch. flowio's epochs come
+    from ``Dataset.counter`` and ``flat_map``, where tf.data cannot shard by file, so it shards by data (every
+    worker reads all and keeps its part). Without several workers the option does nothing."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 # --- the loop ------------------------------------------------------------------------------------------
@@ -83,7 +117,9 @@ class RecordEpochs(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         lr = self.model.optimizer.learning_rate
         step = int(self.model.optimizer.iterations.numpy())
-        metrics = {"epoch": epoch + 1, "step": step, "lr": float(lr(step - 1) if callable(lr) else lr),
+        # the schedule, or (under a multi-worker strategy) the variable holding its last value
+        metrics = {"epoch": epoch + 1, "step": step,
+                   "lr": float(keras.backend.get_value(lr(step - 1) if callable(lr) else lr)),
                    **{k: float(logs[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy")}}
         rd.record_epoch(self.run_dir, self.run, metrics)
 
@@ -91,7 +127,8 @@ class RecordEpochs(keras.callbacks.Callback):
 def compiled_model(run, steps_per_epoch):
     h = run["hyper"]
     model = modern.build(run["model"], run["num_classes"], input_shape=(run["image_size"], run["image_size"], 3),
-                         weight_decay=h["weight_decay"], batch_norm_decay=h["batch_norm_decay"])
+                         weight_decay=h["weight_decay"], batch_norm_decay=h["batch_norm_decay"],
+                         precision=h["precision"])
     schedule = keras.optimizers.schedules.ExponentialDecay(h["lr"], decay_steps=steps_per_epoch,
                                                            decay_rate=h["lr_decay_per_epoch"], staircase=True)
     model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=h["momentum"]),
@@ -125,7 +162,8 @@ def train(run_dir, run, records_dir, progress=True, init_from=None):
     keras.utils.set_random_seed(h["seed"])
 
     initial_epoch = 0  # BackupAndRestore overrides it when it restores a backup
-    with strategy().scope():
+    distribute = strategy()
+    with distribute.scope():
         if start == 0 and done_epochs and os.path.exists(os.path.join(run_dir, LAST)):
             # a complete run continued with a larger --epochs: weights and optimizer from last.keras
             model = keras.models.load_model(os.path.join(run_dir, LAST))
@@ -136,9 +174,9 @@ def train(run_dir, run, records_dir, progress=True, init_from=None):
             if start == 0 and init_from:
                 initialise(model, run, init_from)
 
-    train_data = flowio.dataset(records_dir, "train", size, batch, training=True, flip=h["flip"], seed=h["seed"],
-                                repeat=True, drop_remainder=True, initial_step=start)
-    val_data = flowio.dataset(records_dir, "validation", size, batch)
+    train_data = sharded(flowio.dataset(records_dir, "train", size, batch, training=True, flip=h["flip"],
+                                        seed=h["seed"], repeat=True, drop_remainder=True, initial_step=start))
+    val_data = sharded(flowio.dataset(records_dir, "validation", size, batch))
     best = run["best"]["val_accuracy"] if run["best"] else None
     callbacks = [
         keras.callbacks.BackupAndRestore(backup, save_freq=h["save_every"], delete_checkpoint=True),
@@ -148,9 +186,15 @@ def train(run_dir, run, records_dir, progress=True, init_from=None):
         keras.callbacks.TensorBoard(os.path.join(run_dir, LOGS), write_graph=False),
         RecordEpochs(run_dir, run, steps_per_epoch),
     ]
+    run["distribute"] = {"strategy": STRATEGY_NAMES.get(type(distribute), "default"),
+                         "replicas": distribute.num_replicas_in_sync}
     model.fit(train_data, epochs=h["epochs"], steps_per_epoch=steps_per_epoch,
               initial_epoch=initial_epoch,
               validation_data=val_data, callbacks=callbacks, verbose=1 if progress and sys.stdout.isatty() else 2)
+    if isinstance(distribute, tf.distribute.MultiWorkerMirroredStrategy):
+        model.save_weights(os.path.join(run_dir, FINAL))
+    if os.path.isdir(backup) and not os.listdir(backup):  # what a multi-worker BackupAndRestore leaves
+        os.rmdir(backup)
     return model
 
 

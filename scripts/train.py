@@ -11,12 +11,13 @@ import importlib
 import os
 import shutil
 import sys
+import tempfile
 
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from flowio.errors import UserError, run_cli  # noqa: E402
 
-from flowio.run_dir import IMPLS  # noqa: E402
+from flowio.run_dir import IMPLS, PRECISIONS  # noqa: E402
 DEFAULTS = {"batch_size": 32, "epochs": 10, "lr": 0.05, "lr_decay_per_epoch": 0.9, "momentum": 0.9}
 
 
@@ -38,7 +39,10 @@ def parse_args(argv):
                    " a small data set trained for few steps needs less, e.g. 0.9)")
     p.add_argument("--seed", type=int, default=0, help="seed of initial weights, shuffling and augmentation")
     p.add_argument("--no-flip", action="store_true", help="no random horizontal flips (digits, text, ...)")
-    p.add_argument("--precision", choices=["float32"], default="float32", help="numeric precision")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="float32; mixed_bfloat16 (bfloat16 compute on CPUs with AVX-512 BF16 / AMX, or on GPU"
+                   " in modern); mixed_float16 (needs a GPU; loss scaling included). Weights stay float32 and"
+                   " a resumed run keeps its own precision")
     p.add_argument("--save-every", type=int, default=200, metavar="STEPS",
                    help="also checkpoint every STEPS steps inside an epoch, so a killed run loses little")
     p.add_argument("--init-from", metavar="CKPT",
@@ -48,6 +52,10 @@ def parse_args(argv):
                    help="with --init-from: comma-separated scopes left freshly initialised, e.g. logits for a"
                    " new head with your classes (slim's checkpoint_exclude_scopes)")
     p.add_argument("--run-dir", metavar="DIR", help="where the run goes (default: runs/<impl>-<model>)")
+    p.add_argument("--worker-dir", metavar="DIR",
+                   help="multi-worker (TF_CONFIG set, modern): where a worker other than the chief writes its"
+                   " scratch copy of the run (default: a temporary folder, deleted at the end); the chief writes"
+                   " --run-dir")
     p.add_argument("--fresh", action="store_true", help="delete the run in --run-dir and start over")
     p.add_argument("--list-models", action="store_true", help="print the registered models and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar, one line per epoch")
@@ -115,6 +123,19 @@ def main(argv=None):
     import flowio
     from flowio import run_dir as rd
     half = importlib.import_module(args.impl)
+    chief = True
+    if os.environ.get("TF_CONFIG"):  # before TensorFlow runs anything: the strategy sets up its collectives
+        if args.impl != "modern":
+            raise UserError("TF_CONFIG is set, and multi-worker training is the modern half's (tf.distribute);"
+                            " unset TF_CONFIG to train legacy on one machine")
+        try:
+            chief = importlib.import_module("modern.train").strategy().extended.should_checkpoint
+        except ValueError as err:
+            raise UserError(f"TF_CONFIG: {err}") from None
+    if args.precision == "mixed_float16":
+        import tensorflow as tf
+        if not tf.config.list_physical_devices("GPU"):
+            raise UserError("--precision mixed_float16 needs a GPU and there is none; on a CPU use mixed_bfloat16")
     try:
         image_size = args.image_size or half.default_input_size(args.model)
     except ValueError as err:
@@ -130,6 +151,20 @@ def main(argv=None):
         raise UserError(f"{args.data}: no validation images; rerun flowio.py with --val-fraction above 0")
 
     run_dir = args.run_dir or rd.default_run_dir(args.impl, args.model)
+    scratch = None
+    if not chief:
+        run_dir = args.worker_dir or tempfile.mkdtemp(prefix="train-worker-")
+        scratch = None if args.worker_dir else run_dir
+    try:
+        return train(args, run_dir, chief, labels, image_size, init_from)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def train(args, run_dir, chief, labels, image_size, init_from):
+    """Set up or resume the run in ``run_dir`` and train it (``chief``: the worker that owns ``runs/latest``)."""
+    from flowio import run_dir as rd
     os.makedirs(run_dir, exist_ok=True)
     held = lock(run_dir)
     run = rd.read_run(run_dir)
@@ -157,7 +192,8 @@ def main(argv=None):
         run = new_run(args, labels, image_size, args.data)
     rd.write_labels(run_dir, labels)
     rd.write_run(run_dir, run)
-    rd.mark_latest(run_dir)
+    if chief:
+        rd.mark_latest(run_dir)
 
     importlib.import_module(f"{args.impl}.train").train(run_dir, run, args.data, progress=not args.quiet,
                                                         init_from=init_from)

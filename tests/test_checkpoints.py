@@ -172,7 +172,7 @@ def parity_run(name, lr):
     """What train.py would record, at a constant learning rate (TF1 Momentum = Keras SGD momentum only then)."""
     return {"model": name, "num_classes": len(CLASSES), "image_size": SIZE,
             "hyper": {"lr": lr, "lr_decay_per_epoch": 1.0, "momentum": 0.9, "weight_decay": None,
-                      "batch_norm_decay": 0.9}}
+                      "batch_norm_decay": 0.9, "precision": "float32"}}
 
 
 def legacy_training(run, data, start=None, seed=0):

@@ -97,7 +97,8 @@ def control_edges(graph):
 def test_update_ops_around_minimize_give_every_new_op_an_edge_but_a_gated_loss_does_not():
     from legacy.train import training_graph
     run = {"model": "densenet_100x12", "num_classes": 3, "hyper": {
-        "lr": 0.1, "lr_decay_per_epoch": 1.0, "momentum": 0.9, "weight_decay": None, "batch_norm_decay": 0.9}}
+        "lr": 0.1, "lr_decay_per_epoch": 1.0, "momentum": 0.9, "weight_decay": None, "batch_norm_decay": 0.9,
+        "precision": "float32"}}
     graphs = {}
     for idiom in ("common", "ours"):
         graphs[idiom] = tf.Graph()
