@@ -12,6 +12,7 @@ import sys
 
 import h5py
 import numpy as np
+import pytest
 
 from conftest import QUIET_TF, train_args
 from helpers import REPO
@@ -36,6 +37,7 @@ def h5_arrays(path):
     return arrays
 
 
+@pytest.mark.slow
 def test_two_workers_train_one_run_with_identical_weights(tiny, tmp_path):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     procs = []

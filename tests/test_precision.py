@@ -60,6 +60,7 @@ def test_modern_computes_in_bfloat16_under_the_policy_with_a_float32_head(images
     assert 1e-4 < relative(result.numpy(), reference) < 5e-2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", ["legacy", "modern"])
 def test_train_py_trains_in_mixed_bfloat16_and_records_it(impl, tiny, tmp_path):
     proc = train_run(impl, tiny[1], tmp_path / "run", "--precision", "mixed_bfloat16", epochs=1)
