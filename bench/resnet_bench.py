@@ -168,7 +168,7 @@ def main():
     for key in ratios:
         print(f"  {key:<44} {figures[key]:8.2f} x")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({**vars(args), **figures}, indent=2) + "\n")
+    Path(args.json).write_text(json.dumps({**vars(args), **figures, "runs": runs}, indent=2) + "\n")
     print(f"  -> {args.json}")
 
 

@@ -101,7 +101,7 @@ def goals(f):
         row(f"modern / legacy training img/s, {size}x{size}", f"{ratio:.2f}x", ">= 0.95x", ratio >= 0.95)
         for half, key in (("legacy", "legacy_train"), ("modern", "modern_train_spe1")):
             speedup = r.get(f"{key}_mixed_bfloat16_vs_float32")
-            if speedup is not None:
+            if speedup is not None and size == 224:  # the goal's size: at 32x32 per-step overhead dominates
                 row(f"{half} mixed_bfloat16 / float32 training, {size}x{size}", f"{speedup:.2f}x", ">= 1.8x",
                     speedup >= 1.8)
     fl = f.get("flowio")
