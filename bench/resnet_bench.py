@@ -7,12 +7,13 @@ Images/s on random inputs generated on the device, so only the network is measur
 
 * legacy: ``Session.run`` of the logits (inference) and of legacy/train.py's own ``training_graph`` step, in a
   Session with legacy/train.py's ``session_config`` (the same graph for every precision);
-* modern: ``model.predict`` and ``model.fit`` (SGD with momentum, ``steps_per_execution`` 1 and 4) of the model
-  ``modern.build`` makes under the precision's policy;
+* modern: ``model.predict`` and ``model.fit`` of the model ``modern.build`` makes under the precision's policy:
+  as modern/train.py compiles it (``modern_train``: its optimizer, metrics and ``steps_per_execution``, 8 at
+  the default ``--save-every``), and plain (SGD with momentum, ``steps_per_execution`` 1 and 4);
 * reference: ``tf_keras.applications.ResNet50(weights=None)`` through the same ``predict`` / ``fit``.
 
 Each measurement is repeated ``--repeat`` times, interleaved, and the median is shown; the ratios the goals
-are about are modern / legacy training images/s (>= 0.95) and each precision / float32 (>= 1.8 for
+are about are modern (as train.py compiles it) / legacy training images/s (>= 0.95) and each precision / float32 (>= 1.8 for
 mixed_bfloat16). DESIGN §8 has the figures this machine gave.
 """
 
@@ -33,6 +34,9 @@ import legacy  # noqa: E402
 import modern  # noqa: E402
 from legacy.slim_compat import tf as tf1  # noqa: E402
 from legacy.train import session_config, training_graph  # noqa: E402
+from modern.train import compiled_model, steps_per_execution  # noqa: E402
+
+DEFAULT_SAVE_EVERY = 200  # train.py's --save-every, which sets its steps_per_execution
 
 NUM_CLASSES = 10
 
@@ -87,6 +91,17 @@ class Modern:
         self.model.predict(self.images, steps=steps, verbose=0)
         return steps / (time.perf_counter() - start)
 
+    def train_as_compiled(self, steps):
+        """``fit`` as train.py compiles it (its optimizer, metrics and ``steps_per_execution``)."""
+        spe = self.model._steps_per_execution.numpy().item()
+        if self.compiled is None:
+            self.model.fit(self.data, steps_per_epoch=2 * spe, epochs=1, verbose=0)
+            self.compiled = spe
+        steps = max(spe, steps // spe * spe)
+        start = time.perf_counter()
+        self.model.fit(self.data, steps_per_epoch=steps, epochs=1, verbose=0)
+        return steps / (time.perf_counter() - start)
+
     def train(self, steps, steps_per_execution):
         if self.compiled != steps_per_execution:
             self.model.compile(keras.optimizers.SGD(0.01, momentum=0.9),
@@ -127,6 +142,8 @@ def main():
         old = Legacy(args.model, args.size, args.batch, precision)
         new = Modern(modern.build(args.model, NUM_CLASSES, input_shape=(args.size, args.size, 3),
                                   precision=precision), args.batch)
+        run = run_spec(args.model, args.size, precision)
+        product = Modern(compiled_model(run, 1, steps_per_execution(DEFAULT_SAVE_EVERY)), args.batch)
         keras.mixed_precision.set_global_policy(precision)  # what keras.applications builds under
         ref = Modern(keras.applications.ResNet50(weights=None, classes=NUM_CLASSES, classifier_activation=None,
                                                  input_shape=(args.size, args.size, 3)), args.batch)
@@ -135,6 +152,7 @@ def main():
             f"legacy_infer_{precision}": lambda old=old: old.infer(args.steps),
             f"legacy_train_{precision}": lambda old=old: old.train(args.steps),
             f"modern_infer_{precision}": lambda new=new: new.infer(args.steps),
+            f"modern_train_{precision}": lambda product=product: product.train_as_compiled(args.steps),
             f"modern_train_spe1_{precision}": lambda new=new: new.train(args.steps, 1),
             f"keras_resnet50_infer_{precision}": lambda ref=ref: ref.infer(args.steps),
             f"keras_resnet50_train_spe1_{precision}": lambda ref=ref: ref.train(args.steps, 1),
@@ -148,12 +166,12 @@ def main():
     figures = {k: statistics.median(v) for k, v in runs.items()}
     ratios = {}
     for precision in precisions:
-        for what in ("train_spe1", "infer"):
+        for what in ("train", "train_spe1", "infer"):
             legacy_what = what.replace("_spe1", "")
             ratios[f"modern_vs_legacy_{what}_{precision}"] = (figures[f"modern_{what}_{precision}"]
                                                              / figures[f"legacy_{legacy_what}_{precision}"])
         if precision != precisions[0]:
-            for key in ("legacy_train", "modern_train_spe1", "keras_resnet50_train_spe1", "legacy_infer",
+            for key in ("legacy_train", "modern_train", "modern_train_spe1", "keras_resnet50_train_spe1", "legacy_infer",
                         "modern_infer"):
                 ratios[f"{key}_{precision}_vs_{precisions[0]}"] = (figures[f"{key}_{precision}"]
                                                                   / figures[f"{key}_{precisions[0]}"])

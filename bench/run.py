@@ -97,9 +97,9 @@ def goals(f):
         r = f.get(f"resnet{size}")
         if not r:
             continue
-        ratio = r["modern_vs_legacy_train_spe1_float32"]
+        ratio = r["modern_vs_legacy_train_float32"]
         row(f"modern / legacy training img/s, {size}x{size}", f"{ratio:.2f}x", ">= 0.95x", ratio >= 0.95)
-        for half, key in (("legacy", "legacy_train"), ("modern", "modern_train_spe1")):
+        for half, key in (("legacy", "legacy_train"), ("modern", "modern_train")):
             speedup = r.get(f"{key}_mixed_bfloat16_vs_float32")
             if speedup is not None and size == 224:  # the goal's size: at 32x32 per-step overhead dominates
                 row(f"{half} mixed_bfloat16 / float32 training, {size}x{size}", f"{speedup:.2f}x", ">= 1.8x",
@@ -113,7 +113,7 @@ def goals(f):
         row("flowio peak RSS, big / small folder", f"{fl['peak_rss_big_vs_small']:.2f}x", "<= 1.1x (flat)",
             fl["peak_rss_big_vs_small"] <= 1.1)
         if f.get("resnet224"):
-            consumption = f["resnet224"]["modern_train_spe1_float32"]
+            consumption = f["resnet224"]["modern_train_float32"]
             ratio = fl["reader_224_augmented_img_s"] / consumption
             row("reader / modern training consumption, 224x224", f"{ratio:.0f}x", ">= 10x", ratio >= 10)
     for impl in ("legacy", "modern"):

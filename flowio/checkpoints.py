@@ -61,8 +61,22 @@ def model_variables(names, model_name):
 
 # --- reading ---------------------------------------------------------------------------------------------
 
+def check_complete(prefix, hint):
+    """Refuse a TF checkpoint (``prefix`` of a Saver or ``tf.train.Checkpoint``) whose index or a data shard is
+    missing: TensorFlow would fail later with a message about tensors, or not at all until a value is read."""
+    import glob
+    import re
+    data = glob.glob(glob.escape(prefix) + ".data-?????-of-?????")
+    count = int(re.search(r"of-(\d{5})$", data[0]).group(1)) if data else 1
+    wanted = [f"{prefix}.index"] + [f"{prefix}.data-{i:05d}-of-{count:05d}" for i in range(count)]
+    missing = [os.path.basename(p) for p in wanted if not os.path.exists(p)]
+    if missing:
+        raise UserError(f"{prefix}: checkpoint is incomplete (missing {', '.join(missing)}); {hint}")
+
+
 def _read_tf1(prefix):
     import tensorflow as tf
+    check_complete(prefix, "give a complete checkpoint")
     try:
         reader = tf.train.load_checkpoint(prefix)
     except (tf.errors.OpError, ValueError) as err:

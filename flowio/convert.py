@@ -357,6 +357,9 @@ def _prepare(root, tmp, classes, files, ignored, options, identity, workers, pro
         "counts": counts,
         "num_examples": {split: sum(counts[split].values()) for split in SPLITS},
         "shards": names,
+        # what the reader checks before it reads a shard: TensorFlow takes a file cut short between two records
+        # as a shorter file
+        "shard_bytes": {name: os.path.getsize(tmp / name) for ns in names.values() for name in ns},
         "stored": formats,
         "skipped": sorted(skipped, key=lambda s: s["file"]),
     }
@@ -370,7 +373,6 @@ def _publish(out, names):
     """Move the finished files from ``OUT/.flowio-tmp`` into ``OUT``."""
     tmp = out / TMP
     # The old manifest goes first and the new one comes last, so at no moment does a manifest
-    # describe shards that are not all in place.: the old manifest goes first and the new one comes last, so at no moment does a manifest
     # describe shards that are not all in place.
     if (out / MANIFEST).exists():
         os.unlink(out / MANIFEST)

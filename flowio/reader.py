@@ -16,6 +16,7 @@ crop, random horizontal flip unless ``flip=False``. The random numbers are state
 whenever it is read — which lets a resumed run skip exactly the batches it has done.
 """
 
+import contextlib
 import json
 import os
 
@@ -25,6 +26,7 @@ import tensorflow as tf
 from flowio.convert import LABELS, MANIFEST, SPLITS
 from flowio.errors import UserError
 from flowio.images import Skip, decode_rgb
+from flowio.records import first_problem
 
 AUGMENT_SCALE = 1.125
 SHUFFLE_BUFFER = 2048
@@ -71,7 +73,32 @@ def shard_paths(records_dir, split):
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:
         raise UserError(f"{missing[0]}: shard listed in the manifest is missing; rerun scripts/flowio.py")
+    sizes = read_manifest(records_dir).get("shard_bytes", {})  # absent in records of flowio before hardening
+    for name, path in zip(names, paths):
+        if name in sizes and os.path.getsize(path) != sizes[name]:
+            raise UserError(f"{path}: {os.path.getsize(path)} bytes where flowio wrote {sizes[name]} (truncated or"
+                            " changed since); rerun scripts/flowio.py")
     return paths
+
+
+@contextlib.contextmanager
+def records_errors(records_dir):
+    """Turn TensorFlow's "corrupted record at N", which names no file, into a UserError naming the shard.
+
+    Wrap whatever iterates ``dataset`` / ``graph_input`` (training, evaluation): on a ``DataLossError`` the
+    shards are checked record by record (``flowio.records.first_problem``) to find the damaged one.
+    """
+    try:
+        yield
+    except tf.errors.DataLossError as err:
+        manifest = read_manifest(records_dir)
+        for name in [n for split in SPLITS for n in manifest["shards"][split]]:
+            problem = first_problem(os.path.join(records_dir, name))
+            if problem:
+                raise UserError(f"{os.path.join(records_dir, name)}: damaged record at byte {problem[0]}:"
+                                f" {problem[1]}; rerun scripts/flowio.py to write the records again") from None
+        raise UserError(f"{records_dir}: TensorFlow could not read the records ({err.message.splitlines()[0]});"
+                        " rerun scripts/flowio.py to write them again") from None
 
 
 def num_examples(records_dir, split):

@@ -67,3 +67,31 @@ def frame(record):
     """One record as it lies in a TFRecord file."""
     length = struct.pack("<Q", len(record))
     return length + struct.pack("<I", _masked_crc(length)) + record + struct.pack("<I", _masked_crc(record))
+
+
+def first_problem(path):
+    """Where the TFRecord file ``path`` stops being well formed: ``None``, or ``(offset, what)``.
+
+    TensorFlow's reader says "corrupted record at <offset>" without naming the file, and takes a file cut
+    short between two records as a shorter file. This walks the frames and checks both CRCs, so the
+    reader can name the shard (``flowio.reader.records_errors``).
+    """
+    with open(path, "rb") as f:
+        offset = 0
+        while True:
+            header = f.read(12)
+            if not header:
+                return None
+            if len(header) < 12:
+                return offset, "the file ends inside a record's header (truncated)"
+            length_bytes, length_crc = header[:8], struct.unpack("<I", header[8:])[0]
+            if _masked_crc(length_bytes) != length_crc:
+                return offset, "a record's length fails its CRC (flipped bytes, or not a TFRecord file)"
+            length = struct.unpack("<Q", length_bytes)[0]
+            data = f.read(length)
+            footer = f.read(4)
+            if len(data) < length or len(footer) < 4:
+                return offset, "the file ends inside a record (truncated)"
+            if _masked_crc(data) != struct.unpack("<I", footer)[0]:
+                return offset, "a record's data fails its CRC (flipped bytes)"
+            offset += 16 + length

@@ -45,7 +45,10 @@ LOGS = "logs"
 def saved_step(checkpoint_dir):
     """The global step of the latest checkpoint in ``checkpoint_dir`` (0 when there is none)."""
     path = tf.train.latest_checkpoint(checkpoint_dir)
-    return int(tf.train.load_checkpoint(path).get_tensor("global_step")) if path else 0
+    if path is None:
+        return 0
+    checkpoints.check_complete(path, "pass --fresh to start the run over")
+    return int(tf.train.load_checkpoint(path).get_tensor("global_step"))
 
 
 # --- the loop -----------------------------------------------------------------------------------------
@@ -125,6 +128,7 @@ def train(run_dir, run, records_dir, progress=True, init_from=None):
     start = saved_step(last_dir)
     if start:
         run["resumed_from_steps"].append(start)
+        rd.write_run(run_dir, run)  # said at once: this attempt may be killed before its first epoch ends
 
     graph = tf.Graph()
     with graph.as_default(), tf1_hashing():
@@ -157,7 +161,7 @@ def train(run_dir, run, records_dir, progress=True, init_from=None):
             saver.save(sess, os.path.join(folder, "model.ckpt"), global_step=step, write_meta_graph=False)
 
         if start:
-            last_saver.restore(sess, tf.train.latest_checkpoint(last_dir))
+            last_saver.restore(sess, tf.train.latest_checkpoint(last_dir))  # checked by saved_step
         else:
             sess.run(init)
             if init_from:
@@ -194,8 +198,11 @@ def train(run_dir, run, records_dir, progress=True, init_from=None):
             _summary(writers["train"], epoch, loss=metrics["loss"], accuracy=metrics["accuracy"],
                      learning_rate=metrics["lr"])
             _summary(writers["validation"], epoch, loss=metrics["val_loss"], accuracy=metrics["val_accuracy"])
+            # run.json first: killed between the two, the rerun resumes before the epoch's end and records it
+            # again, where the other order would resume after it with its metrics never written
+            improved = rd.record_epoch(run_dir, run, metrics)
             save(last_saver, last_dir, step)
-            if rd.record_epoch(run_dir, run, metrics):
+            if improved:
                 save(best_saver, best_dir, step)
             print(f"epoch {epoch + 1}/{h['epochs']}: " + ", ".join(
                 f"{k} {metrics[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy")), flush=True)
@@ -213,6 +220,7 @@ class Predictor:
                 or tf.train.latest_checkpoint(os.path.join(run_dir, CKPT_LAST)))
         if path is None:
             raise flowio.UserError(f"{run_dir}: no checkpoint (ckpt/best or ckpt/last); train it first")
+        checkpoints.check_complete(path, "train the run again (train.py --fresh)")
         size = run["image_size"]
         self.graph = tf.Graph()
         with self.graph.as_default():

@@ -14,9 +14,11 @@ What each piece of the legacy loop became:
 * slim's fine-tuning (``assign_from_checkpoint_fn`` with ``checkpoint_exclude_scopes``) -> ``--init-from``:
   the weights outside the excluded scopes are assigned by name from a legacy, tf_slim or modern checkpoint
   before the first step;
-* resuming from ``global_step`` -> ``BackupAndRestore``. With a step ``save_freq`` it restores the weights,
-  the optimizer and the step, but restarts the data iterator at the first batch: we read the step it
-  saved and start the dataset there (``initial_step``), so no batch is seen twice (DESIGN §8);
+* resuming from ``global_step`` -> ``BackupAndRestore`` (``EpochAlignedBackup``). With a step ``save_freq`` it
+  restores the weights, the optimizer and the step, but restarts the data iterator at the first batch: we read
+  the step it saved and start the dataset there (``initial_step``), so no batch is seen twice (DESIGN §8);
+* a Python loop of ``sess.run`` -> ``fit`` with ``steps_per_execution``, so Python is not between every two
+  steps;
 * FileWriter summaries -> the ``TensorBoard`` callback (tags ``epoch_loss``, ``epoch_accuracy``,
   ``epoch_learning_rate``);
 * the Session config's mixed-precision rewrite -> a Keras dtype policy (``mixed_bfloat16``, ``mixed_float16``)
@@ -64,6 +66,7 @@ def backed_up_step(backup_dir, steps_per_epoch):
     path = tf.train.latest_checkpoint(os.path.join(backup_dir, "chief")) or tf.train.latest_checkpoint(backup_dir)
     if path is None:
         return 0
+    checkpoints.check_complete(path, "pass --fresh to start the run over")
     reader = tf.train.load_checkpoint(path)
     names = reader.get_variable_to_shape_map()
     epoch = int(reader.get_tensor(next(n for n in names if n.startswith("ckpt_saved_epoch"))))
@@ -107,6 +110,49 @@ def sharded(dataset):
 
 # --- the loop ------------------------------------------------------------------------------------------
 
+class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``ModelCheckpoint`` that writes under a temporary name and renames, as Saver does: Keras writes
+    ``last.keras`` / ``best.h5`` in place, so a kill or a full disk mid-save left a truncated file that
+    prediction then failed on. The temporary name keeps the suffix, which tells Keras the format."""
+
+    def _save_handler(self, filepath):
+        folder, name = os.path.split(filepath)
+        tmp = os.path.join(folder, f".tmp-{name}")
+        try:
+            super()._save_handler(tmp)
+            os.replace(tmp, filepath)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+class EpochAlignedBackup(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` every ``save_freq`` executions inside an epoch, and at the epoch's end only after the
+    epoch's metrics are in run.json: put it after ``RecordEpochs`` in the callbacks.
+
+    Keras's own saves after the epoch's last batch, before validation: killed between the two, the rerun started
+    at the next epoch and the finished epoch's metrics were never written (legacy had the same race between its
+    Saver and run.json; tests/test_faults.py's kills found both, and the batch number below).
+    """
+
+    def __init__(self, backup_dir, save_freq, steps_per_epoch):
+        super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=True)
+        self.steps_per_epoch = steps_per_epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        # tf_keras saves the batch it was told at on_train_batch_begin, not the one it is given here: with
+        # steps_per_execution N that is the first of the N steps just run, and the resumed run repeated N - 1
+        # steps (and, its counters off, diverged). Say the last one.
+        self._training_state._ckpt_saved_batch.assign(batch)
+        if batch + 1 < self.steps_per_epoch:
+            super().on_train_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._batches_count = 0  # saves fall on the same batches of every epoch
+        self._training_state._ckpt_saved_batch.assign(self.steps_per_epoch - 1)
+        self._backup(epoch=epoch)
+
+
 class RecordEpochs(keras.callbacks.Callback):
     """Writes each epoch's metrics into run.json (and curves.png), as legacy's loop does by hand."""
 
@@ -124,7 +170,19 @@ class RecordEpochs(keras.callbacks.Callback):
         rd.record_epoch(self.run_dir, self.run, metrics)
 
 
-def compiled_model(run, steps_per_epoch):
+def steps_per_execution(save_every):
+    """Training steps ``fit`` runs per call into its ``tf.function`` (``compile(steps_per_execution=...)``).
+
+    Plain ``fit`` returns to Python after every step to run the callbacks and sync the metrics: on this
+    2-core CPU that costs about 30% of ResNet-50's training speed (DESIGN §8), the usual "TF2 is slower than
+    my Session" complaint. Several steps per call win most of it back. Batch callbacks then see one call per
+    execution, so the value divides ``--save-every`` and BackupAndRestore still saves every ``save_every``
+    steps (``fit`` cuts the last execution of an epoch short by itself).
+    """
+    return next(n for n in (8, 4, 2, 1) if save_every % n == 0)
+
+
+def compiled_model(run, steps_per_epoch, steps_per_execution=1):
     h = run["hyper"]
     model = modern.build(run["model"], run["num_classes"], input_shape=(run["image_size"], run["image_size"], 3),
                          weight_decay=h["weight_decay"], batch_norm_decay=h["batch_norm_decay"],
@@ -133,7 +191,8 @@ def compiled_model(run, steps_per_epoch):
                                                            decay_rate=h["lr_decay_per_epoch"], staircase=True)
     model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=h["momentum"]),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                  steps_per_execution=steps_per_execution)
     return model
 
 
@@ -159,9 +218,11 @@ def train(run_dir, run, records_dir, progress=True, init_from=None):
     start = backed_up_step(backup, steps_per_epoch)
     if start:
         run["resumed_from_steps"].append(start)
+        rd.write_run(run_dir, run)  # said at once: this attempt may be killed before its first epoch ends
     keras.utils.set_random_seed(h["seed"])
 
     initial_epoch = 0  # BackupAndRestore overrides it when it restores a backup
+    executed = steps_per_execution(h["save_every"])
     distribute = strategy()
     with distribute.scope():
         if start == 0 and done_epochs and os.path.exists(os.path.join(run_dir, LAST)):
@@ -169,8 +230,9 @@ def train(run_dir, run, records_dir, progress=True, init_from=None):
             model = keras.models.load_model(os.path.join(run_dir, LAST))
             initial_epoch, start = done_epochs, done_epochs * steps_per_epoch
             run["resumed_from_steps"].append(start)
+            rd.write_run(run_dir, run)
         else:
-            model = compiled_model(run, steps_per_epoch)
+            model = compiled_model(run, steps_per_epoch, executed)
             if start == 0 and init_from:
                 initialise(model, run, init_from)
 
@@ -179,17 +241,17 @@ def train(run_dir, run, records_dir, progress=True, init_from=None):
     val_data = sharded(flowio.dataset(records_dir, "validation", size, batch))
     best = run["best"]["val_accuracy"] if run["best"] else None
     callbacks = [
-        keras.callbacks.BackupAndRestore(backup, save_freq=h["save_every"], delete_checkpoint=True),
-        keras.callbacks.ModelCheckpoint(os.path.join(run_dir, LAST)),
-        keras.callbacks.ModelCheckpoint(os.path.join(run_dir, BEST), monitor="val_accuracy", mode="max",
-                                        save_best_only=True, save_weights_only=True, initial_value_threshold=best),
+        AtomicCheckpoint(os.path.join(run_dir, LAST)),
+        AtomicCheckpoint(os.path.join(run_dir, BEST), monitor="val_accuracy", mode="max",
+                         save_best_only=True, save_weights_only=True, initial_value_threshold=best),
         keras.callbacks.TensorBoard(os.path.join(run_dir, LOGS), write_graph=False),
         RecordEpochs(run_dir, run, steps_per_epoch),
+        EpochAlignedBackup(backup, h["save_every"] // executed, steps_per_epoch),
     ]
     run["distribute"] = {"strategy": STRATEGY_NAMES.get(type(distribute), "default"),
                          "replicas": distribute.num_replicas_in_sync}
     model.fit(train_data, epochs=h["epochs"], steps_per_epoch=steps_per_epoch,
-              initial_epoch=initial_epoch,
+              initial_epoch=initial_epoch, validation_steps=flowio.steps_per_epoch(records_dir, "validation", batch),
               validation_data=val_data, callbacks=callbacks, verbose=1 if progress and sys.stdout.isatty() else 2)
     if isinstance(distribute, tf.distribute.MultiWorkerMirroredStrategy):
         model.save_weights(os.path.join(run_dir, FINAL))

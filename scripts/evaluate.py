@@ -7,6 +7,7 @@ records (their validation split) or a plain folder of class folders.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -117,9 +118,11 @@ def main(argv=None):
     batches = source(data, run)
     model = rd.predictor(run_dir, run)
     logits, labels = [], []
-    for images, ids in batches:
-        logits.append(model(images))
-        labels.append(ids)
+    from flowio.reader import records_errors
+    with records_errors(data) if source is batches_from_records else contextlib.nullcontext():
+        for images, ids in batches:
+            logits.append(model(images))
+            labels.append(ids)
     if not labels:
         raise UserError(f"--data {data}: no images to evaluate")
     result = metrics(np.concatenate(logits), np.concatenate(labels), run["labels"])

@@ -91,6 +91,19 @@ def lock(run_dir):
     return fd
 
 
+def remove_leftovers(run_dir):
+    """Delete what a killed run was writing: TensorFlow's ``*.tempstate*`` files and ``*_temp`` folders (a Saver
+    or Checkpoint save cut short; as large as a checkpoint, and never cleaned by TensorFlow) and modern's
+    ``.tmp-*`` files. Safe: the caller holds the run folder's lock."""
+    for folder, dirs, files in os.walk(run_dir):
+        for name in files:
+            if ".tempstate" in name or name.startswith(".tmp-"):
+                os.unlink(os.path.join(folder, name))
+        for name in [d for d in dirs if d.endswith("_temp")]:
+            shutil.rmtree(os.path.join(folder, name))
+            dirs.remove(name)
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.list_models:
@@ -167,6 +180,7 @@ def train(args, run_dir, chief, labels, image_size, init_from):
     from flowio import run_dir as rd
     os.makedirs(run_dir, exist_ok=True)
     held = lock(run_dir)
+    remove_leftovers(run_dir)
     run = rd.read_run(run_dir)
     if args.fresh:
         for entry in os.listdir(run_dir):
@@ -195,8 +209,10 @@ def train(args, run_dir, chief, labels, image_size, init_from):
     if chief:
         rd.mark_latest(run_dir)
 
-    importlib.import_module(f"{args.impl}.train").train(run_dir, run, args.data, progress=not args.quiet,
-                                                        init_from=init_from)
+    from flowio.reader import records_errors
+    with records_errors(args.data):
+        importlib.import_module(f"{args.impl}.train").train(run_dir, run, args.data, progress=not args.quiet,
+                                                            init_from=init_from)
 
     run["state"] = "complete"
     rd.write_run(run_dir, run)

@@ -3,8 +3,6 @@
 import fcntl
 import json
 import os
-import signal
-import time
 from pathlib import Path
 
 import numpy as np
@@ -196,64 +194,3 @@ def test_bad_options_are_refused(tmp_path):
     for flag, value in [("--val-fraction", 1), ("--shards", 0), ("--workers", 0)]:
         assert_user_error(run_script("flowio.py", data, "--out", tmp_path / "o", flag, value), flag)
     assert not (tmp_path / "o").exists()
-
-
-def processes_naming(path):
-    """PIDs of live processes whose command line contains ``path``."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read()
-            with open(f"/proc/{pid}/stat") as f:
-                zombie = f.read().rsplit(")", 1)[1].split()[0] == "Z"
-        except OSError:
-            continue
-        if str(path).encode() in cmdline and not zombie:
-            found.append(int(pid))
-    return found
-
-
-@pytest.mark.slow
-def test_a_killed_run_leaves_nothing_that_looks_complete_and_its_rerun_gives_the_same_bytes(tmp_path):
-    import subprocess
-    import sys
-    from helpers import REPO
-    data = tmp_path / "data"
-    for c in range(4):
-        for i in range(400):
-            save(data / f"c{c}" / f"{i:03d}.jpg", Image.fromarray(pattern(48, 48, 1000 * c + i)), "JPEG")
-    reference, out = tmp_path / "reference", tmp_path / "out"
-    assert run_script("flowio.py", data, "--out", reference, "--quiet").returncode == 0
-    expected = tree_bytes(reference)
-
-    def kill_during_check():
-        proc = subprocess.Popen([sys.executable, str(REPO / "scripts/flowio.py"), str(data), "--out", str(out),
-                                 "--workers", "2", "--quiet"])
-        def spooled():  # some records are written, not all
-            try:
-                return any(p.stat().st_size > 0 for p in (out / ".flowio-tmp").glob("spool-*"))
-            except FileNotFoundError:
-                return False
-        deadline = time.time() + 60
-        while time.time() < deadline and not spooled():
-            time.sleep(0.002)
-        assert proc.poll() is None, "the run ended before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        # its worker processes notice and exit, and release the lock they share (they used to live on)
-        deadline = time.time() + 10
-        while time.time() < deadline and processes_naming(out):
-            time.sleep(0.05)
-        assert not processes_naming(out)
-        assert not (out / "manifest.json").exists() or tree_bytes(out) == expected
-
-    kill_during_check()  # a first run: nothing complete-looking is left
-    assert not (out / "manifest.json").exists()
-    assert not list(out.glob("*.tfrecord"))
-    assert run_script("flowio.py", data, "--out", out, "--quiet").returncode == 0
-    assert tree_bytes(out) == expected
-    kill_during_check()  # a rerun over a complete output: the old output is untouched
-    assert tree_bytes(out) == expected
-    assert run_script("flowio.py", data, "--out", out, "--quiet").returncode == 0
-    assert tree_bytes(out) == expected

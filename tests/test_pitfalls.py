@@ -89,11 +89,11 @@ def test_weights_h5_keys_layers_by_class_and_order_but_h5_by_name(tmp_path):
     assert "conv2d_17" in by_order and not any(n.startswith("block1__") for n in by_order)
 
 
-@pytest.mark.slow
 def control_edges(graph):
     return sum(len(op.control_inputs) for op in graph.get_operations())
 
 
+@pytest.mark.slow
 def test_update_ops_around_minimize_give_every_new_op_an_edge_but_a_gated_loss_does_not():
     from legacy.train import training_graph
     run = {"model": "densenet_100x12", "num_classes": 3, "hyper": {

@@ -5,11 +5,6 @@ One tiny run per half (3 classes of 32x32 images, 2 epochs) is trained once and 
 
 import json
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +12,8 @@ import pytest
 from PIL import Image
 
 from conftest import BATCH, CLASSES, IMPLS, QUIET_TF, shape_image
-from conftest import train_args
 from conftest import train_run as train
-from helpers import REPO, assert_user_error, run_script, save
+from helpers import assert_user_error, run_script, save
 
 def read_run(run_dir):
     return json.loads((Path(run_dir) / "run.json").read_text())
@@ -178,48 +172,3 @@ def test_list_models_prints_every_registered_model():
     assert proc.returncode == 0
     names = [line.split("\t")[0] for line in proc.stdout.splitlines()]
     assert "jianshu_resnet_50" in names and "resnet_v1_152" in names
-
-
-def checkpoint_mid_epoch(impl, run_dir, steps_per_epoch):
-    """True once the run has saved a checkpoint inside an epoch (not at its end)."""
-    if impl == "legacy":
-        state = run_dir / "ckpt" / "last" / "checkpoint"
-        if not state.exists():
-            return False
-        step = int(state.read_text().split('"')[1].rsplit("-", 1)[1])
-        return step % steps_per_epoch != 0 and step > steps_per_epoch
-    return any((run_dir / "backup").rglob("*.index")) and read_run(run_dir)["epochs"]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("impl", IMPLS)
-def test_a_run_killed_mid_epoch_resumes_where_it_stopped(tiny, tmp_path, impl):
-    """SIGKILL during epoch 2 of 3; the same command resumes from the saved step, repeats no batch, and ends
-    with the validation figures of an uninterrupted run (deterministic ops make them comparable)."""
-    records = tiny[1]
-    env = {"TF_DETERMINISTIC_OPS": "1"}
-    reference = tmp_path / "reference"
-    assert train(impl, records, reference, epochs=3, env=env).returncode == 0
-    run_dir = tmp_path / "killed"
-    cmd = [sys.executable, str(REPO / "scripts/train.py"), *map(str, train_args(impl, records, run_dir, epochs=3))]
-    proc = subprocess.Popen(cmd, env={**os.environ, **QUIET_TF, **env}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None and not checkpoint_mid_epoch(impl, run_dir, 36 // BATCH):
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert read_run(run_dir)["state"] == "running"
-    resumed = train(impl, records, run_dir, epochs=3, env=env)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    run, ref = read_run(run_dir), read_run(reference)
-    assert run["resumed_from_steps"] and run["resumed_from_steps"][0] > 0
-    assert run["state"] == "complete" and [e["step"] for e in run["epochs"]] == [e["step"] for e in ref["epochs"]]
-    for got, want in zip(run["epochs"], ref["epochs"]):
-        assert got["val_loss"] == pytest.approx(want["val_loss"], rel=1e-4)
-        assert got["val_accuracy"] == want["val_accuracy"]
-    listing = lambda d: sorted(str(p.relative_to(d)) for p in d.rglob("*")  # noqa: E731
-                               if "events.out" not in p.name and not p.name.startswith("."))
-    assert listing(run_dir) == listing(reference)
-    shutil.rmtree(reference)
