@@ -9,8 +9,9 @@ Each part runs as its own process, so its peak RSS is its own (``os.wait4``), an
 * ``flowio_bench.py``: conversion with 1 and 2 workers against Pillow's decode bound, flowio's peak RSS for a
   small and a 3x larger folder, the reader alone;
 * use_model on a run of each half (jianshu_resnet_50 at 224x224, trained one short epoch on generated images
-  here): cold (process start to printed answer, one image, median of ``--repeat``) and warm (per image of a
-  folder run: the folder's time less the one image's, over the extra images).
+  here), with each backend (LiteRT on the exported model.tflite, TensorFlow): cold (process start to printed
+  answer, one image, median of ``--repeat``) and warm (per image of a folder run: the folder's time less the
+  one image's, over the extra images).
 
 Then one table of the goals (DESIGN §8, §9 and the issue's targets) with the figure, the target and whether
 it is met, and all figures as JSON. Figures are ratios measured in this one run: the machine is shared.
@@ -74,17 +75,18 @@ def use_model_figures(tmp, repeat, images=12):
         run = tmp / f"run-{impl}"
         timed([sys.executable, REPO / "scripts/train.py", "--impl", impl, "--data", tmp / "records", "--epochs", 1,
                "--batch-size", 8, "--image-size", 224, "--run-dir", run, "--quiet"])
-        cold = [timed([sys.executable, REPO / "scripts/use_model.py", folder / "00.jpg", "--run-dir", run])
-                for _ in range(repeat)]
-        many = [timed([sys.executable, REPO / "scripts/use_model.py", folder, "--run-dir", run])[0]
-                for _ in range(repeat)]
-        one = statistics.median(c[0] for c in cold)
-        figures[f"use_model_cold_s_{impl}"] = one
-        figures[f"use_model_warm_ms_per_image_{impl}"] = 1000 * max(statistics.median(many) - one, 0) / (images - 1)
-        figures[f"use_model_peak_rss_mib_{impl}"] = max(c[1] for c in cold)
-        print(f"use_model {impl}: cold {one:.2f} s, warm"
-              f" {figures[f'use_model_warm_ms_per_image_{impl}']:.0f} ms/image,"
-              f" peak RSS {figures[f'use_model_peak_rss_mib_{impl}']:.0f} MiB", flush=True)
+        for backend in ("litert", "tf"):
+            use = [sys.executable, REPO / "scripts/use_model.py", "--run-dir", run, "--backend", backend]
+            cold = [timed([*use, folder / "00.jpg"]) for _ in range(repeat)]
+            many = [timed([*use, folder])[0] for _ in range(repeat)]
+            one = statistics.median(c[0] for c in cold)
+            key = f"{impl}" if backend == "tf" else f"{impl}_litert"
+            figures[f"use_model_cold_s_{key}"] = one
+            figures[f"use_model_warm_ms_per_image_{key}"] = 1000 * max(statistics.median(many) - one, 0) / (images - 1)
+            figures[f"use_model_peak_rss_mib_{key}"] = max(c[1] for c in cold)
+            print(f"use_model {impl} ({backend}): cold {one:.2f} s, warm"
+                  f" {figures[f'use_model_warm_ms_per_image_{key}']:.0f} ms/image,"
+                  f" peak RSS {figures[f'use_model_peak_rss_mib_{key}']:.0f} MiB", flush=True)
     return figures
 
 
@@ -117,9 +119,12 @@ def goals(f):
             ratio = fl["reader_224_augmented_img_s"] / consumption
             row("reader / modern training consumption, 224x224", f"{ratio:.0f}x", ">= 10x", ratio >= 10)
     for impl in ("legacy", "modern"):
-        cold = f.get(f"use_model_cold_s_{impl}")
+        cold = f.get(f"use_model_cold_s_{impl}_litert")
         if cold is not None:
-            row(f"use_model cold, {impl} (TensorFlow backend)", f"{cold:.2f} s", "< 1.0 s (issue 9)", cold < 1.0)
+            row(f"use_model cold, {impl} run (LiteRT backend)", f"{cold:.2f} s", "< 1.0 s", cold < 1.0)
+            warm, warm_tf = (f[f"use_model_warm_ms_per_image_{impl}{k}"] for k in ("_litert", ""))
+            row(f"use_model warm, {impl} run, LiteRT / TensorFlow", f"{warm:.0f} / {warm_tf:.0f} ms",
+                "LiteRT no slower", warm <= warm_tf * 1.05)
     return rows
 
 

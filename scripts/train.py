@@ -56,6 +56,8 @@ def parse_args(argv):
                    help="multi-worker (TF_CONFIG set, modern): where a worker other than the chief writes its"
                    " scratch copy of the run (default: a temporary folder, deleted at the end); the chief writes"
                    " --run-dir")
+    p.add_argument("--no-export", action="store_true",
+                   help="do not write model.tflite and saved_model/ at the end (scripts/export.py does it later)")
     p.add_argument("--fresh", action="store_true", help="delete the run in --run-dir and start over")
     p.add_argument("--list-models", action="store_true", help="print the registered models and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar, one line per epoch")
@@ -220,6 +222,10 @@ def train(args, run_dir, chief, labels, image_size, init_from):
     last, best = run["epochs"][-1], run["best"]
     print(f"train: {args.impl} {args.model} -> {run_dir}: {len(run['epochs'])} epochs, validation accuracy"
           f" {last['val_accuracy']:.4f} (best {best['val_accuracy']:.4f} at epoch {best['epoch']})")
+    if chief and not args.no_export:  # what use_model.py's LiteRT backend runs, and TF Serving
+        from modern.export import export
+        export(run_dir, run)
+        print(f"train: exported {run_dir}/model.tflite and saved_model/ (use_model.py answers without TensorFlow)")
     os.close(held)
     return 0
 

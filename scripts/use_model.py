@@ -5,6 +5,11 @@ first, one line each: ``path<TAB>class<TAB>probability``. A folder is searched f
 skipped) and predicted in batches. Images are decoded and preprocessed exactly as in training (flowio's
 recorded preprocessing). A file that is missing or not an image is reported on stderr; the others are
 still predicted, and the exit status is then 2.
+
+Two backends: litert runs the run's model.tflite (written by scripts/export.py and at the end of training)
+with LiteRT and never imports TensorFlow, so it answers in well under a second; tf rebuilds the model in the
+half that trained it. auto takes litert when the run has a current model.tflite and ai-edge-litert is
+installed, else tf. Both decode with Pillow, which equals TensorFlow's JPEG decoding as pinned.
 """
 
 import argparse
@@ -27,9 +32,10 @@ def parse_args(argv):
     p.add_argument("--run-dir", metavar="DIR", help="the trained run to use (default: runs/latest)")
     p.add_argument("--top-k", type=int, default=5, metavar="K", help="classes per image (at most the number"
                    " of classes; default 5)")
-    p.add_argument("--backend", choices=["auto", "tf"], default="auto",
-                   help="what runs the model: tf (TensorFlow, the half that trained it); auto picks the best"
-                   " available")
+    p.add_argument("--backend", choices=["auto", "litert", "tf"], default="auto",
+                   help="what runs the model: litert (the run's model.tflite, no TensorFlow import), tf"
+                   " (TensorFlow, the half that trained it), auto (litert when the run has a current"
+                   " model.tflite and ai-edge-litert is installed, else tf)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
     return p.parse_args(argv)
 
@@ -52,18 +58,35 @@ def softmax(logits):
     return z / z.sum(axis=1, keepdims=True)
 
 
+def backend(args, run_dir, run):
+    """``(name, predictor, load)``: ``predictor(batch) -> probabilities``, ``load(path) -> one batch element``."""
+    from flowio import lite
+    tflite = os.path.join(run_dir, (run.get("export") or {}).get("tflite", "model.tflite"))
+    if args.backend == "litert":
+        if not os.path.exists(tflite):
+            raise UserError(f"{run_dir}: no model.tflite; make it with scripts/export.py {run_dir}")
+        if not lite.installed():
+            raise UserError("--backend litert: the ai-edge-litert package is not installed (pip install"
+                            " ai-edge-litert), or use --backend tf")
+    if args.backend == "litert" or (args.backend == "auto" and lite.installed() and lite.current(run_dir, run)):
+        return "litert", lite.LitePredictor(tflite), lite.load_pixels
+    from flowio import run_dir as rd
+    from flowio.quiet_tf import quiet_tensorflow
+    quiet_tensorflow()
+    import flowio
+    model, size = rd.predictor(run_dir, run), run["image_size"]
+    return ("tf", lambda images: softmax(model(images)),
+            lambda path: flowio.preprocess(flowio.load_image(path), size).numpy())
+
+
 def main(argv=None):
     args = parse_args(argv)
     from flowio import run_dir as rd
-    from flowio.quiet_tf import quiet_tensorflow
     run_dir, run = rd.resolve_run_dir(args.run_dir)
-    quiet_tensorflow()
-    import flowio
     if args.top_k < 1:
         raise UserError(f"--top-k {args.top_k}: must be at least 1")
     k = min(args.top_k, run["num_classes"])
-    model = rd.predictor(run_dir, run)
-    size = run["image_size"]
+    name, predict, load = backend(args, run_dir, run)
 
     results, errors = [], []
     pending_paths, pending_images = [], []
@@ -71,7 +94,7 @@ def main(argv=None):
     def flush():
         if not pending_paths:
             return
-        probabilities = softmax(model(np.stack(pending_images)))
+        probabilities = predict(np.stack(pending_images))
         for path, p in zip(pending_paths, probabilities):
             best = np.argsort(-p, kind="stable")[:k]
             results.append({"path": path, "predictions": [{"class": run["labels"][i], "probability": float(p[i])}
@@ -84,17 +107,21 @@ def main(argv=None):
 
     for path in image_paths(args.inputs):
         try:
-            pending_images.append(flowio.preprocess(flowio.load_image(path), size).numpy())
+            image = load(path)
         except UserError as err:
             errors.append(str(err))
             print(f"use_model.py: error: {err}", file=sys.stderr)
             continue
+        if pending_images and image.shape != pending_images[0].shape:  # litert: a batch holds one size
+            flush()
+        pending_images.append(image)
         pending_paths.append(path)
         if len(pending_paths) == BATCH:
             flush()
     flush()
     if args.json:
-        print(json.dumps({"run_dir": run_dir, "results": results, "errors": errors}, indent=2, ensure_ascii=False))
+        print(json.dumps({"run_dir": run_dir, "backend": name, "results": results, "errors": errors}, indent=2,
+                         ensure_ascii=False))
     return 2 if errors else 0
 
 

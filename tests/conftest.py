@@ -45,25 +45,28 @@ def tiny(tmp_path_factory):
     return base / "data", base / "records"
 
 
-def train_args(impl, records, run_dir, *extra, epochs=EPOCHS):
-    """The train.py arguments of the tiny runs: 32x32, batch 4, BN decay 0.9, a checkpoint every 4 steps."""
+def train_args(impl, records, run_dir, *extra, epochs=EPOCHS, export=False):
+    """The train.py arguments of the tiny runs: 32x32, batch 4, BN decay 0.9, a checkpoint every 4 steps, and no
+    export at the end unless ``export`` (the shared runs export; tests/test_export.py checks what they wrote)."""
     return ["--impl", impl, "--data", records, "--image-size", 32, "--epochs", epochs, "--batch-size", BATCH,
-            "--lr", 0.01, "--bn-decay", 0.9, "--no-flip", "--save-every", 4, "--run-dir", run_dir, "--quiet", *extra]
+            "--lr", 0.01, "--bn-decay", 0.9, "--no-flip", "--save-every", 4, "--run-dir", run_dir, "--quiet",
+            *([] if export else ["--no-export"]), *extra]
 
 
-def train_run(impl, records, run_dir, *extra, epochs=EPOCHS, env=None, **kwargs):
-    return run_script("train.py", *train_args(impl, records, run_dir, *extra, epochs=epochs),
+def train_run(impl, records, run_dir, *extra, epochs=EPOCHS, export=False, env=None, **kwargs):
+    return run_script("train.py", *train_args(impl, records, run_dir, *extra, epochs=epochs, export=export),
                       env={**os.environ, **QUIET_TF, **(env or {})}, **kwargs)
 
 
 @pytest.fixture(scope="session")
 def runs(tiny, tmp_path_factory):
-    """``{impl: run dir}``, each trained once for 2 epochs; ``runs/latest`` ends at modern's."""
+    """``{impl: run dir}``, each trained once for 2 epochs and exported; ``runs/latest`` ends at modern's."""
     _, records = tiny
     root = tmp_path_factory.mktemp("train") / "runs"
     out = {}
     for impl in IMPLS:
-        proc = train_run(impl, records, root / f"{impl}-run")
+        # deterministic ops: tests/test_faults.py's killed runs must end exactly as these
+        proc = train_run(impl, records, root / f"{impl}-run", export=True, env={"TF_DETERMINISTIC_OPS": "1"})
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert f"train: {impl} jianshu_resnet_50 -> " in proc.stdout
         out[impl] = root / f"{impl}-run"

@@ -94,6 +94,12 @@ def test_a_checkpoint_written_by_tf_slims_own_resnet_v1_50_gives_the_same_logits
     folder, reference = slim_checkpoint(tmp_path / "slim", 10, IMAGES)
     run = check_converted(folder, reference, tmp_path, "--labels", write_lines(tmp_path / "names.txt", 10))
     assert run["model"] == "resnet_v1_50" and run["labels"][3] == "class three"
+    # the other guard: tf_slim's checkpoint with one variable renamed is refused, naming it
+    old = "resnet_v1_50/block2/unit_1/bottleneck_v1/conv1/weights"
+    renamed = rename_variable(tf.train.latest_checkpoint(str(folder)), old, old.replace("weights", "kernel"),
+                              str(tmp_path / "renamed"))
+    proc = run_script("convert_checkpoint.py", renamed, "--out", tmp_path / "refused", "--model", "resnet_v1_50")
+    assert_user_error(proc, "missing:", old, "unexpected:", old.replace("weights", "kernel"))
 
 
 def write_lines(path, n):

@@ -151,6 +151,7 @@ def train_one(impl, name, records, run_dir):
     size = min(legacy.default_input_size(name), 64)  # alexnet: a few steps at 64x64, not 224
     proc = run_script("train.py", "--impl", impl, "--model", name, "--data", records, "--image-size", size,
                       "--epochs", 1, "--batch-size", 12, "--lr", 0.01, "--no-flip", "--run-dir", run_dir, "--quiet",
+                      "--no-export",
                       env={**os.environ, **QUIET_TF})
     if proc.returncode != 0:
         return impl, name, proc.stderr[-1500:]

@@ -1,0 +1,96 @@
+"""Exporting a trained run for serving: ``model.tflite`` (LiteRT) and ``saved_model/`` (TF Serving).
+
+No twin in ``legacy/``: a run of either half is exported through the modern model, a legacy run's weights
+loaded by name (DESIGN §7's parity makes it the same network). TF1 exported with ``SavedModelBuilder`` and
+``tf.compat.v1.lite.TFLiteConverter.from_session``; a ``tf.Module`` with ``tf.function`` signatures replaces both.
+
+* ``model.tflite``: signature ``classify_pixels``, input ``images``: ``uint8 [N, H, W, 3]``, decoded RGB of any
+  size (one size per batch); outputs ``probabilities`` and ``logits`` ``[N, C]``. The pinned preprocessing runs inside (``flowio.preprocess``: bilinear resize to S×S
+  without antialias, then / 255), so a caller only decodes. Builtin ops only; no converter optimizations
+  (quantization would cost the 1e-4 agreement with TensorFlow).
+* ``saved_model/``: signature ``serving_default(images: string [N])`` takes encoded JPEG / PNG bytes and decodes
+  them as flowio's reader does (JPEG with ``dct_method="INTEGER_ACCURATE"``). TensorFlow's decoders ignore
+  EXIF orientation: send upright images. ``classify_pixels`` is the uint8 signature of the ``.tflite``.
+
+Both are written under temporary names and renamed; ``run.json`` records under ``export`` which weights (best
+epoch) they hold, so ``use_model.py --backend auto`` uses them only while they are current.
+"""
+
+import os
+import shutil
+
+import tensorflow as tf
+
+import modern
+from flowio import checkpoints
+from flowio import run_dir as rd
+from flowio.reader import decode, preprocess
+from modern import naming
+
+TFLITE, SAVED_MODEL = "model.tflite", "saved_model"
+
+
+def trained_model(run_dir, run):
+    """``(model, description)``: the run's best (else last) weights in the modern model, whichever half trained it."""
+    values, source = checkpoints.read(str(run_dir), run["model"])
+    size = run["image_size"]
+    model = modern.build(run["model"], run["num_classes"], input_shape=(size, size, 3))
+    naming.assign(model, values, source=source)
+    return model, source
+
+
+class Serving(tf.Module):
+    """The model with the pinned preprocessing in front and a softmax behind."""
+
+    def __init__(self, model, image_size):
+        super().__init__()
+        self.model, self.image_size = model, image_size
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    def classify_pixels(self, images):
+        # resized as float32: TFLite's builtin RESIZE_BILINEAR takes no uint8 input (the same numbers: TensorFlow's
+        # kernel computes in float either way)
+        return self._outputs(preprocess(tf.cast(images, tf.float32), self.image_size))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+    def classify_encoded(self, images):
+        size = self.image_size
+        pixels = tf.map_fn(lambda encoded: preprocess(decode(encoded), size), images,
+                           fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+        return self._outputs(pixels)
+
+    def _outputs(self, pixels):
+        logits = self.model(pixels, training=False)
+        return {"probabilities": tf.nn.softmax(logits), "logits": logits}
+
+
+def export(run_dir, run):
+    """Write ``model.tflite`` and ``saved_model/`` into ``run_dir``; return ``run.json``'s ``export`` entry."""
+    model, source = trained_model(run_dir, run)
+    serving = Serving(model, run["image_size"])
+    target = os.path.join(run_dir, SAVED_MODEL)
+    tmp, old = os.path.join(run_dir, f".tmp-{SAVED_MODEL}"), os.path.join(run_dir, f".old-{SAVED_MODEL}")
+    for leftover in (tmp, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    tf.saved_model.save(serving, tmp, signatures={"serving_default": serving.classify_encoded.get_concrete_function(),
+                                                  "classify_pixels": serving.classify_pixels.get_concrete_function()})
+    # from the SavedModel just written: converting the concrete function instead traces and saves it all again
+    converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["classify_pixels"])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    flatbuffer = converter.convert()
+
+    tmp_tflite = os.path.join(run_dir, f".tmp-{TFLITE}")
+    with open(tmp_tflite, "wb") as f:
+        f.write(flatbuffer)
+    os.replace(tmp_tflite, os.path.join(run_dir, TFLITE))
+    if os.path.exists(target):
+        os.rename(target, old)
+    os.rename(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+    entry = {"tflite": TFLITE, "saved_model": SAVED_MODEL, "weights": source,
+             "best_epoch": (run.get("best") or {}).get("epoch")}
+    latest = rd.read_run(run_dir)  # re-read: only the export entry is ours to change
+    latest["export"] = entry
+    rd.write_run(run_dir, latest)
+    return entry

@@ -1,0 +1,40 @@
+"""Export a trained run for serving: ``python scripts/export.py [RUN_DIR]``.
+
+Writes into the run folder (default runs/latest), from its best weights, whichever half trained it:
+model.tflite, which LiteRT runs without TensorFlow (use_model.py --backend litert; input: decoded RGB uint8
+images of any size, resized and scaled inside), and saved_model/, whose serving_default signature takes
+encoded JPEG / PNG bytes for TF Serving (TensorFlow's decoders ignore EXIF orientation: send upright images).
+train.py exports at the end of every run.
+"""
+
+import argparse
+import os
+import sys
+
+sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+from flowio.errors import run_cli  # noqa: E402
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="export.py", description=__doc__.split("\n\n", 1)[1].strip())
+    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a run folder (default: runs/latest)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from flowio import run_dir as rd
+    run_dir, run = rd.resolve_run_dir(args.run_dir)
+    from flowio.quiet_tf import quiet_tensorflow
+    quiet_tensorflow()
+    from modern.export import export
+    entry = export(run_dir, run)
+    size = os.path.getsize(os.path.join(run_dir, entry["tflite"]))
+    print(f"export: {run_dir}: {entry['tflite']} ({size / 2**20:.1f} MiB) and {entry['saved_model']}/ from"
+          f" {entry['weights']}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
