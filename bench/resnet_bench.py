@@ -93,23 +93,23 @@ class Modern:
 
     def train_as_compiled(self, steps):
         """``fit`` as train.py compiles it (its optimizer, metrics and ``steps_per_execution``)."""
-        spe = self.model._steps_per_execution.numpy().item()
-        if self.compiled is None:
-            self.model.fit(self.data, steps_per_epoch=2 * spe, epochs=1, verbose=0)
-            self.compiled = spe
-        steps = max(spe, steps // spe * spe)
-        start = time.perf_counter()
-        self.model.fit(self.data, steps_per_epoch=steps, epochs=1, verbose=0)
-        return steps / (time.perf_counter() - start)
+        return self._fit(steps, self.model._steps_per_execution.numpy().item())
 
     def train(self, steps, steps_per_execution):
+        """``fit`` compiled here: plain SGD with momentum, ``steps_per_execution`` as given."""
         if self.compiled != steps_per_execution:
             self.model.compile(keras.optimizers.SGD(0.01, momentum=0.9),
                                keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                                steps_per_execution=steps_per_execution)
-            self.model.fit(self.data, steps_per_epoch=2 * steps_per_execution, epochs=1, verbose=0)
-            self.compiled = steps_per_execution
-        steps = max(steps_per_execution, steps // steps_per_execution * steps_per_execution)
+            self.compiled = None
+        return self._fit(steps, steps_per_execution)
+
+    def _fit(self, steps, spe):
+        """Images/s of ``fit`` over about ``steps`` steps (whole executions), after a warm-up when newly compiled."""
+        if self.compiled != spe:
+            self.model.fit(self.data, steps_per_epoch=2 * spe, epochs=1, verbose=0)
+            self.compiled = spe
+        steps = max(spe, steps // spe * spe)
         start = time.perf_counter()
         self.model.fit(self.data, steps_per_epoch=steps, epochs=1, verbose=0)
         return steps / (time.perf_counter() - start)

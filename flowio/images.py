@@ -17,12 +17,15 @@ training and prediction see the same pixels.
 """
 
 import io
+import os
 import warnings
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+from flowio.errors import UserError
 
 FORMATS = ("JPEG", "MPO", "PNG", "BMP", "GIF", "WEBP", "TIFF")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -191,3 +194,16 @@ def decode_rgb(path):
     except OSError as err:
         raise Skip(f"cannot read: {err.strerror}") from None
     return np.asarray(to_rgb(_open(data)))
+
+
+def load_image(path):
+    """One image file as uint8 ``[H, W, 3]`` by these rules; a UserError when it is missing or not an image.
+
+    What use_model feeds either backend (``flowio.load_image``), so both see the pixels training saw.
+    """
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such file")
+    try:
+        return decode_rgb(path)
+    except Skip as err:
+        raise UserError(f"{path}: {err}") from None

@@ -2,15 +2,15 @@
 
 ``import tensorflow`` alone costs about 4 s and 640 MiB here; ``ai-edge-litert`` loads a ResNet-50 and answers
 in a fraction of a second. Nothing here imports TensorFlow: images are decoded by Pillow with flowio's rules
-(``flowio.images.decode_rgb``, which TensorFlow's ``decode_jpeg(dct_method="INTEGER_ACCURATE")`` equals), and
+(``flowio.images.load_image``, which TensorFlow's ``decode_jpeg(dct_method="INTEGER_ACCURATE")`` equals), and
 the model resizes and scales inside.
 """
 
 import importlib.util
 import os
 
-from flowio.errors import UserError
-from flowio.images import Skip, decode_rgb
+from flowio.images import load_image  # noqa: F401 -- what a caller decodes with
+from flowio.quiet_tf import hidden_stderr
 
 
 def installed():
@@ -25,16 +25,6 @@ def current(run_dir, run):
             and export.get("best_epoch") == (run.get("best") or {}).get("epoch"))
 
 
-def load_pixels(path):
-    """One image file as uint8 ``[H, W, 3]`` (flowio's Pillow rules); a UserError when it cannot be used."""
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: no such file")
-    try:
-        return decode_rgb(path)
-    except Skip as err:
-        raise UserError(f"{path}: {err}") from None
-
-
 class LitePredictor:
     """``predictor(images uint8 [N, H, W, 3]) -> probabilities [N, C]`` from a ``.tflite`` file (``logits`` too).
 
@@ -43,11 +33,13 @@ class LitePredictor:
 
     def __init__(self, path):
         from ai_edge_litert.interpreter import Interpreter
-        interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count())
-        self.runner = interpreter.get_signature_runner("classify_pixels")
+        with hidden_stderr():
+            interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count())
+            self.runner = interpreter.get_signature_runner("classify_pixels")
 
     def outputs(self, images):
-        return self.runner(images=images)
+        with hidden_stderr():  # LiteRT announces its XNNPACK delegate on descriptor 2 when it plans a size
+            return self.runner(images=images)
 
     def logits(self, images):
         return self.outputs(images)["logits"]

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from flowio.convert import LABELS, MANIFEST, SPLITS
 from flowio.errors import UserError
-from flowio.images import Skip, decode_rgb
+from flowio.images import load_image  # noqa: F401 -- flowio.load_image, with preprocess
 from flowio.records import first_problem
 
 AUGMENT_SCALE = 1.125
@@ -140,19 +140,6 @@ def augment(image, image_size, seed, flip=True):
     if flip:
         image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
     return image / 255.0
-
-
-def load_image(path):
-    """One image file as uint8 ``[H, W, 3]`` by flowio's Pillow rules (EXIF orientation, 16-bit, ...).
-
-    Raises UserError when the file is missing or not an image.
-    """
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: no such file")
-    try:
-        return decode_rgb(path)
-    except Skip as err:
-        raise UserError(f"{path}: {err}") from None
 
 
 # --- the pipeline -------------------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def backend(args, run_dir, run):
             raise UserError("--backend litert: the ai-edge-litert package is not installed (pip install"
                             " ai-edge-litert), or use --backend tf")
     if args.backend == "litert" or (args.backend == "auto" and lite.installed() and lite.current(run_dir, run)):
-        return "litert", lite.LitePredictor(tflite), lite.load_pixels
+        return "litert", lite.LitePredictor(tflite), lite.load_image
     from flowio import run_dir as rd
     from flowio.quiet_tf import quiet_tensorflow
     quiet_tensorflow()

@@ -67,7 +67,8 @@ def test_tflite_logits_equal_the_halfs_own_and_the_saved_models_on_encoded_bytes
     import tensorflow as tf
     import flowio
     from flowio import run_dir as rd
-    from flowio.lite import LitePredictor, load_pixels
+    from flowio.images import load_image as load_pixels
+    from flowio.lite import LitePredictor
     run = json.loads((runs[impl] / "run.json").read_text())
     own = rd.predictor(runs[impl], run)
     lite = LitePredictor(runs[impl] / "model.tflite")
