@@ -117,9 +117,3 @@ def test_auto_takes_tensorflow_when_the_export_is_missing_or_stale_and_litert_sa
     (run_dir / "model.tflite").unlink()
     assert_user_error(run_script("use_model.py", images / "odd", "--run-dir", run_dir, "--backend", "litert"),
                       "no model.tflite", "scripts/export.py")
-    # export.py makes it again, current
-    proc = run_script("export.py", run_dir, env=ENV)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    run = json.loads((run_dir / "run.json").read_text())
-    assert run["export"]["best_epoch"] == run["best"]["epoch"] and (run_dir / "model.tflite").exists()
-    assert not [p.name for p in run_dir.iterdir() if p.name.startswith((".tmp-", ".old-"))]

@@ -282,6 +282,12 @@ def test_a_full_disk_during_a_checkpoint_save_is_one_line_and_the_previous_check
         run = read_run(run_dir)
         assert run["state"] == "complete" and [e["step"] for e in run["epochs"]] == [9, 18]
         assert run["resumed_from_steps"][-1] == STEPS_PER_EPOCH
+        if impl == "legacy":  # and scripts/export.py exports it (through the modern model), current
+            exported = run_script("export.py", run_dir, env={**os.environ, **QUIET_TF})
+            assert exported.returncode == 0, exported.stderr[-2000:]
+            run = read_run(run_dir)
+            assert run["export"]["best_epoch"] == run["best"]["epoch"] and (run_dir / "model.tflite").exists()
+            assert not [p.name for p in run_dir.iterdir() if p.name.startswith((".tmp-", ".old-"))]
 
 
 # --- damaged records and checkpoints -----------------------------------------------------------------------
