@@ -18,10 +18,15 @@ def installed():
     return importlib.util.find_spec("ai_edge_litert") is not None
 
 
+def model_path(run_dir, run):
+    """Where the run's ``.tflite`` is (or would be, once exported)."""
+    return os.path.join(run_dir, (run.get("export") or {}).get("tflite", "model.tflite"))
+
+
 def current(run_dir, run):
     """Whether ``run_dir`` holds a ``model.tflite`` exported from its present best weights."""
     export = run.get("export")
-    return (export is not None and os.path.exists(os.path.join(run_dir, export["tflite"]))
+    return (export is not None and os.path.exists(model_path(run_dir, run))
             and export.get("best_epoch") == (run.get("best") or {}).get("epoch"))
 
 

@@ -66,14 +66,15 @@ def read_manifest(records_dir):
 def shard_paths(records_dir, split):
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
-    names = read_manifest(records_dir)["shards"][split]
+    manifest = read_manifest(records_dir)
+    names = manifest["shards"][split]
     if not names:
         raise UserError(f"{records_dir}: the {split} split is empty (made with --val-fraction 0?)")
     paths = [os.path.join(records_dir, n) for n in names]
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:
         raise UserError(f"{missing[0]}: shard listed in the manifest is missing; rerun scripts/flowio.py")
-    sizes = read_manifest(records_dir).get("shard_bytes", {})  # absent in records of flowio before hardening
+    sizes = manifest.get("shard_bytes", {})  # absent in records of flowio before hardening
     for name, path in zip(names, paths):
         if name in sizes and os.path.getsize(path) != sizes[name]:
             raise UserError(f"{path}: {os.path.getsize(path)} bytes where flowio wrote {sizes[name]} (truncated or"

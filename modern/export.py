@@ -5,8 +5,8 @@ loaded by name (DESIGN §7's parity makes it the same network). TF1 exported wit
 ``tf.compat.v1.lite.TFLiteConverter.from_session``; a ``tf.Module`` with ``tf.function`` signatures replaces both.
 
 * ``model.tflite``: signature ``classify_pixels``, input ``images``: ``uint8 [N, H, W, 3]``, decoded RGB of any
-  size (one size per batch); outputs ``probabilities`` and ``logits`` ``[N, C]``. The pinned preprocessing runs inside (``flowio.preprocess``: bilinear resize to S×S
-  without antialias, then / 255), so a caller only decodes. Builtin ops only; no converter optimizations
+  size (one size per batch); outputs ``probabilities`` and ``logits`` ``[N, C]``. The pinned preprocessing runs
+  inside (``flowio.preprocess``: bilinear resize to S×S without antialias, then / 255), so a caller only decodes. Builtin ops only; no converter optimizations
   (quantization would cost the 1e-4 agreement with TensorFlow).
 * ``saved_model/``: signature ``serving_default(images: string [N])`` takes encoded JPEG / PNG bytes and decodes
   them as flowio's reader does (JPEG with ``dct_method="INTEGER_ACCURATE"``). TensorFlow's decoders ignore
@@ -72,21 +72,27 @@ def export(run_dir, run):
     tmp, old = os.path.join(run_dir, f".tmp-{SAVED_MODEL}"), os.path.join(run_dir, f".old-{SAVED_MODEL}")
     for leftover in (tmp, old):
         shutil.rmtree(leftover, ignore_errors=True)
-    tf.saved_model.save(serving, tmp, signatures={"serving_default": serving.classify_encoded.get_concrete_function(),
-                                                  "classify_pixels": serving.classify_pixels.get_concrete_function()})
-    # from the SavedModel just written: converting the concrete function instead traces and saves it all again
-    converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["classify_pixels"])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    flatbuffer = converter.convert()
-
-    tmp_tflite = os.path.join(run_dir, f".tmp-{TFLITE}")
-    with open(tmp_tflite, "wb") as f:
-        f.write(flatbuffer)
-    os.replace(tmp_tflite, os.path.join(run_dir, TFLITE))
-    if os.path.exists(target):
-        os.rename(target, old)
-    os.rename(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
+    try:
+        tf.saved_model.save(serving, tmp, signatures={
+            "serving_default": serving.classify_encoded.get_concrete_function(),
+            "classify_pixels": serving.classify_pixels.get_concrete_function()})
+        # from the SavedModel just written: converting the concrete function instead traces and saves it all again
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["classify_pixels"])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        flatbuffer = converter.convert()
+        tmp_tflite = os.path.join(run_dir, f".tmp-{TFLITE}")
+        with open(tmp_tflite, "wb") as f:
+            f.write(flatbuffer)
+        os.replace(tmp_tflite, os.path.join(run_dir, TFLITE))
+        if os.path.exists(target):
+            os.rename(target, old)
+        os.rename(tmp, target)
+    finally:  # a failed export (a full disk, a converter error) leaves neither temporary behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        if os.path.exists(target):  # the previous export goes only once the new one is in place
+            shutil.rmtree(old, ignore_errors=True)
+        if os.path.exists(os.path.join(run_dir, f".tmp-{TFLITE}")):
+            os.unlink(os.path.join(run_dir, f".tmp-{TFLITE}"))
 
     entry = {"tflite": TFLITE, "saved_model": SAVED_MODEL, "weights": source,
              "best_epoch": (run.get("best") or {}).get("epoch")}

@@ -61,7 +61,7 @@ def softmax(logits):
 def backend(args, run_dir, run):
     """``(name, predictor, load)``: ``predictor(batch) -> probabilities``, ``load(path) -> one batch element``."""
     from flowio import lite
-    tflite = os.path.join(run_dir, (run.get("export") or {}).get("tflite", "model.tflite"))
+    tflite = lite.model_path(run_dir, run)
     if args.backend == "litert":
         if not os.path.exists(tflite):
             raise UserError(f"{run_dir}: no model.tflite; make it with scripts/export.py {run_dir}")
