@@ -143,7 +143,7 @@ def main():
         new = Modern(modern.build(args.model, NUM_CLASSES, input_shape=(args.size, args.size, 3),
                                   precision=precision), args.batch)
         run = run_spec(args.model, args.size, precision)
-        product = Modern(compiled_model(run, 1, steps_per_execution(DEFAULT_SAVE_EVERY)), args.batch)
+        product = Modern(compiled_model(run, 1, steps_per_execution(DEFAULT_SAVE_EVERY, DEFAULT_SAVE_EVERY)), args.batch)
         keras.mixed_precision.set_global_policy(precision)  # what keras.applications builds under
         ref = Modern(keras.applications.ResNet50(weights=None, classes=NUM_CLASSES, classifier_activation=None,
                                                  input_shape=(args.size, args.size, 3)), args.batch)

@@ -170,16 +170,19 @@ class RecordEpochs(keras.callbacks.Callback):
         rd.record_epoch(self.run_dir, self.run, metrics)
 
 
-def steps_per_execution(save_every):
+def steps_per_execution(save_every, steps_per_epoch):
     """Training steps ``fit`` runs per call into its ``tf.function`` (``compile(steps_per_execution=...)``).
 
     Plain ``fit`` returns to Python after every step to run the callbacks and sync the metrics: on this
     2-core CPU that costs about 30% of ResNet-50's training speed (DESIGN §8), the usual "TF2 is slower than
     my Session" complaint. Several steps per call win most of it back. Batch callbacks then see one call per
     execution, so the value divides ``--save-every`` and BackupAndRestore still saves every ``save_every``
-    steps (``fit`` cuts the last execution of an epoch short by itself).
+    steps (``fit`` cuts the last execution of an epoch short by itself). A multi-step function costs one more
+    trace of the training step (autograph traces a loop's body once more to learn what it returns: seconds
+    for a big network), so an epoch of few steps keeps one step per call: several only where an epoch holds at
+    least four calls.
     """
-    return next(n for n in (8, 4, 2, 1) if save_every % n == 0)
+    return next(n for n in (8, 4, 2, 1) if save_every % n == 0 and (n == 1 or 4 * n <= steps_per_epoch))
 
 
 def compiled_model(run, steps_per_epoch, steps_per_execution=1):
@@ -222,7 +225,7 @@ def train(run_dir, run, records_dir, progress=True, init_from=None):
     keras.utils.set_random_seed(h["seed"])
 
     initial_epoch = 0  # BackupAndRestore overrides it when it restores a backup
-    executed = steps_per_execution(h["save_every"])
+    executed = steps_per_execution(h["save_every"], steps_per_epoch)
     distribute = strategy()
     with distribute.scope():
         if start == 0 and done_epochs and os.path.exists(os.path.join(run_dir, LAST)):

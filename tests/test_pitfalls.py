@@ -147,6 +147,32 @@ def test_graph_building_under_tf2_tensor_equality_is_quadratic_in_the_variables_
         hash(tf.constant(1))
 
 
+def test_a_multi_step_train_function_traces_the_training_step_twice_as_often():
+    """autograph traces a loop's body once more to learn what it returns, so ``steps_per_execution > 1``
+    doubles the tracing of ``train_step``: what modern.train.steps_per_execution weighs against an epoch's steps."""
+    traces = {}
+    for spe in (1, 4):
+        calls = []
+
+        class Counting(keras.Model):
+            def train_step(self, data):
+                calls.append(spe)
+                return super().train_step(data)
+
+        x = keras.Input((4,), name="x")
+        model = Counting(x, keras.layers.Dense(2, name="dense")(x))
+        model.compile(keras.optimizers.SGD(0.1), "mse", steps_per_execution=spe)
+        model.fit(np.zeros((32, 4), np.float32), np.zeros((32, 2), np.float32), batch_size=4, epochs=2, verbose=0)
+        traces[spe] = len(calls)
+    assert traces[4] == 2 * traces[1] and traces[1] >= 1
+
+
+def test_steps_per_execution_divides_save_every_and_leaves_an_epoch_four_calls():
+    from modern.train import steps_per_execution
+    assert [steps_per_execution(200, n) for n in (1000, 32, 31, 16, 8, 7, 3)] == [8, 8, 4, 4, 2, 1, 1]
+    assert [steps_per_execution(s, 1000) for s in (200, 100, 4, 6, 7)] == [8, 4, 4, 2, 1]
+
+
 def test_tf_upgrade_v2_only_renames_legacy_into_tf_compat_v1(tmp_path):
     out = tmp_path / "upgraded"
     proc = subprocess.run([str(Path(sys.executable).parent / "tf_upgrade_v2"), "--intree", str(REPO / "legacy"), "--outtree", str(out / "legacy"),

@@ -140,9 +140,9 @@ def test_legacy_resnet_v1_has_exactly_tf_slims_variables(name):
     assert {k: s for k, (s, _) in ours.items()} == theirs
 
 
+# both families at 50 and the article's at 101: resnet_v1_101 adds no unit or name rule (45 s of the suite's budget)
 @pytest.mark.parametrize("name", ["jianshu_resnet_50", "resnet_v1_50",
-                                  pytest.param("jianshu_resnet_101", marks=pytest.mark.slow),
-                                  pytest.param("resnet_v1_101", marks=pytest.mark.slow)])
+                                  pytest.param("jianshu_resnet_101", marks=pytest.mark.slow)])
 def test_legacy_checkpoint_gives_the_same_logits_in_the_modern_model(name, tmp_path):
     images = np.random.default_rng(1).uniform(0, 1, (8, 64, 64, 3)).astype(np.float32)
     prefix, inference, training, _ = legacy_run(name, images, 10, tmp_path)
