@@ -9,7 +9,9 @@ Prints a table and writes JSON. Everything is measured side by side in one run o
 * conversion with 1 and 2 workers (``scripts/flowio.py`` as a subprocess, process start to exit);
   the three are run in turn ``--repeat`` times and the medians compared;
 * peak RSS of a conversion of ``--images`` and of ``--big`` small images (must not grow with the data set);
-* the reader at 224x224 with training augmentation, batch 32 (``flowio.dataset``).
+* the reader at 224x224 with training augmentation, batch 32 (``flowio.dataset``);
+* how long a Keras ``fit`` over the reader takes from its last batch to its return, and the same with tf.data's
+  autotuning thread on (``flowio.reader.NO_AUTOTUNE_THREAD`` says why it is off).
 """
 
 import argparse
@@ -76,6 +78,38 @@ def reader(records, image_size=224, batch=32, steps=40):
     return steps * batch / (time.perf_counter() - start)
 
 
+def fit_end_wait(records, steps=(10, 20, 30, 40), size=224, batch=16):
+    """Seconds from a Keras ``fit``'s last batch to its return, summed over fits of ``steps`` steps, over the
+    reader as it is and with tf.data's autotuning thread on again (what ``flowio.reader.NO_AUTOTUNE_THREAD``
+    turns off: the wait depends on where the fit ends between the thread's wake-ups, hence several lengths)."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    import flowio
+    inputs = keras.Input((size, size, 3), name="images")
+    x = keras.layers.Conv2D(32, 7, strides=4, name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
+    model.compile(keras.optimizers.SGD(0.001), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+    class LastBatch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            self.at = time.perf_counter()
+
+    waits = {}
+    for name, autotune in (("reader", False), ("reader, autotuning thread on", True)):
+        options = tf.data.Options()
+        options.autotune.enabled = autotune
+        data = flowio.dataset(str(records), "train", size, batch, training=True, repeat=True).with_options(options)
+        model.fit(data, steps_per_epoch=2, verbose=0)
+        waits[name] = 0.0
+        for n in steps:
+            last = LastBatch()
+            model.fit(data, steps_per_epoch=n, verbose=0, callbacks=[last])
+            waits[name] += time.perf_counter() - last.at
+    return waits
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--images", type=int, default=3000, help="photos for the speed figures")
@@ -97,6 +131,7 @@ def main():
         _, rss_small = convert(tmp / "small", tmp / "rs", 1)
         _, rss_big = convert(tmp / "big", tmp / "rb", 1)
         read = reader(tmp / "r1")
+        waits = fit_end_wait(tmp / "r1")
     figures = {
         "decode_bound_img_s": bound,
         "convert_1_worker_img_s": conv1, "convert_2_workers_img_s": conv2,
@@ -105,6 +140,7 @@ def main():
         f"peak_rss_mib_{args.images}_small": rss_small, f"peak_rss_mib_{args.big}_small": rss_big,
         "peak_rss_big_vs_small": rss_big / rss_small,
         "reader_224_augmented_img_s": read,
+        "fit_end_wait_s": waits["reader"], "fit_end_wait_s_autotune_thread": waits["reader, autotuning thread on"],
     }
     rows = [
         ("Pillow decode bound (1 process)", f"{bound:8.1f} img/s", ""),
@@ -113,6 +149,8 @@ def main():
         (f"peak RSS, {args.images} small images", f"{rss_small:8.1f} MiB", ""),
         (f"peak RSS, {args.big} small images", f"{rss_big:8.1f} MiB", f"{rss_big / rss_small:.2f} x"),
         ("reader, 224x224 augmented, batch 32", f"{read:8.1f} img/s", ""),
+        ("4 fits: last batch to return, reader", f"{waits['reader']:8.3f} s", ""),
+        ("  the same, tf.data autotuning thread on", f"{waits['reader, autotuning thread on']:8.3f} s", ""),
     ]
     print(f"flowio benchmark: {args.images} JPEGs 320x240, {os.cpu_count()} cores")
     for name, value, ratio in rows:

@@ -137,3 +137,16 @@ def test_missing_records_are_a_user_error(records, tmp_path):
     with pytest.raises(flowio.UserError, match="not an image"):
         flowio.load_image(str(tmp_path / "text.jpg"))
     assert flowio.read_labels(str(out)) == ["class0", "class1", "class2"]
+
+
+def test_every_pipeline_runs_without_tf_datas_autotuning_thread(records):
+    """With it, a Keras fit / evaluate / predict returns only when that thread next wakes (10 ms, 20, 40, ...
+    up to 60 s after the iterator was made; bench/flowio_bench.py measures the wait): flowio.reader.NO_AUTOTUNE_THREAD."""
+    import tensorflow as tf
+
+    import flowio
+    _, out = records
+    for training, repeat in ((True, True), (False, False), (False, True)):
+        ds = flowio.dataset(str(out), "train", 16, 4, training=training, repeat=repeat)
+        assert ds.options().autotune.enabled is False
+    assert tf.data.Dataset.range(1).options().autotune.enabled is not False  # TensorFlow's default: on
