@@ -12,8 +12,8 @@ Each part runs as its own process, so its peak RSS is its own (``os.wait4``), an
   step's time goes (the profiles behind goals this machine does not meet);
 * use_model on a run of each half (jianshu_resnet_50 at 224x224, trained one short epoch on generated images
   here), with each backend (LiteRT on the exported model.tflite, TensorFlow): cold (process start to printed
-  answer, one image, median of ``--repeat``) and warm (per image of a folder run: the folder's time less the
-  one image's, over the extra images).
+  answer, one image, median of ``--repeat``) and warm (per image of a folder run: a folder of 48 images' time
+  less a folder of 12's, over the 36 extra images, so that the noisy process start cancels out).
 
 Then one table of the goals (DESIGN §8, §9 and the issue's targets) with the figure, the target and whether
 it is met, and all figures as JSON. Figures are ratios measured in this one run: the machine is shared.
@@ -58,7 +58,7 @@ def part(script, *args, repeat_json):
     return json.loads(Path(repeat_json).read_text()), rss
 
 
-def use_model_figures(tmp, repeat, images=12):
+def use_model_figures(tmp, repeat, few=12, images=48):
     """Cold and warm use_model per half on a jianshu_resnet_50 run at 224x224."""
     rng = np.random.default_rng(0)
     for c in range(3):
@@ -67,10 +67,13 @@ def use_model_figures(tmp, repeat, images=12):
             folder.mkdir(parents=True, exist_ok=True)
             pixels = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) // (c + 1)
             Image.fromarray(pixels).save(folder / f"{i:02d}.jpg", quality=90)
-    folder = tmp / "predict"
+    folder, some = tmp / "predict", tmp / "predict-few"
     folder.mkdir()
+    some.mkdir()
     for i in range(images):
         Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(folder / f"{i:02d}.jpg")
+        if i < few:
+            os.link(folder / f"{i:02d}.jpg", some / f"{i:02d}.jpg")
     timed([sys.executable, REPO / "scripts/flowio.py", tmp / "data", "--out", tmp / "records", "--quiet"])
     figures = {}
     for impl in ("legacy", "modern"):
@@ -80,11 +83,12 @@ def use_model_figures(tmp, repeat, images=12):
         for backend in ("litert", "tf"):
             use = [sys.executable, REPO / "scripts/use_model.py", "--run-dir", run, "--backend", backend]
             cold = [timed([*use, folder / "00.jpg"]) for _ in range(repeat)]
-            many = [timed([*use, folder])[0] for _ in range(repeat)]
+            # warm: the folders' difference, so that the process start (seconds, noisy) cancels out
+            many = [timed([*use, folder])[0] - timed([*use, some])[0] for _ in range(repeat)]
             one = statistics.median(c[0] for c in cold)
             key = f"{impl}" if backend == "tf" else f"{impl}_litert"
             figures[f"use_model_cold_s_{key}"] = one
-            figures[f"use_model_warm_ms_per_image_{key}"] = 1000 * max(statistics.median(many) - one, 0) / (images - 1)
+            figures[f"use_model_warm_ms_per_image_{key}"] = 1000 * max(statistics.median(many), 0) / (images - few)
             figures[f"use_model_peak_rss_mib_{key}"] = max(c[1] for c in cold)
             print(f"use_model {impl} ({backend}): cold {one:.2f} s, warm"
                   f" {figures[f'use_model_warm_ms_per_image_{key}']:.0f} ms/image,"
