@@ -90,6 +90,7 @@ def test_a_legacy_checkpoint_converts_to_a_modern_run_with_the_same_logits(name,
     assert not (tmp_path / "refused").exists() and not list(tmp_path.glob(".refused*"))
 
 
+@pytest.mark.slow
 def test_a_checkpoint_written_by_tf_slims_own_resnet_v1_50_gives_the_same_logits(tmp_path):
     folder, reference = slim_checkpoint(tmp_path / "slim", 10, IMAGES)
     run = check_converted(folder, reference, tmp_path, "--labels", write_lines(tmp_path / "names.txt", 10))

@@ -173,6 +173,7 @@ def test_steps_per_execution_divides_save_every_and_leaves_an_epoch_four_calls()
     assert [steps_per_execution(s, 1000) for s in (200, 100, 4, 6, 7)] == [8, 4, 4, 2, 1]
 
 
+@pytest.mark.slow
 def test_tf_upgrade_v2_only_renames_legacy_into_tf_compat_v1(tmp_path):
     out = tmp_path / "upgraded"
     proc = subprocess.run([str(Path(sys.executable).parent / "tf_upgrade_v2"), "--intree", str(REPO / "legacy"), "--outtree", str(out / "legacy"),
