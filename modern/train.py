@@ -173,10 +173,10 @@ class RecordEpochs(keras.callbacks.Callback):
 def steps_per_execution(save_every, steps_per_epoch):
     """Training steps ``fit`` runs per call into its ``tf.function`` (``compile(steps_per_execution=...)``).
 
-    Plain ``fit`` returns to Python after every step to run the callbacks and sync the metrics: on this
-    2-core CPU that costs about 30% of ResNet-50's training speed (DESIGN §8), the usual "TF2 is slower than
-    my Session" complaint. Several steps per call win most of it back. Batch callbacks then see one call per
-    execution, so the value divides ``--save-every`` and BackupAndRestore still saves every ``save_every``
+    Plain ``fit`` returns to Python after every step to run the callbacks and sync the metrics; several steps
+    per call save that (measured here: 1% on jianshu_resnet_50 at 224x224, 3% at 32x32; DESIGN §8's 30% turned
+    out to be the tf.data wait that ``flowio.reader.NO_AUTOTUNE_THREAD`` removes). Batch callbacks then see one
+    call per execution, so the value divides ``--save-every`` and BackupAndRestore still saves every ``save_every``
     steps (``fit`` cuts the last execution of an epoch short by itself). A multi-step function costs one more
     trace of the training step (autograph traces a loop's body once more to learn what it returns: seconds
     for a big network), so an epoch of few steps keeps one step per call: several only where an epoch holds at
