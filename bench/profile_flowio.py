@@ -44,28 +44,24 @@ class Phases:
         self.times = {}
         self._scan, self._checked, self._prepare = convert_module.scan, convert_module._checked_records, convert_module._prepare
 
-    def __enter__(self):
-        def scan(*a, **k):
+    def _timed(self, key, function):
+        def timed(*a, **k):
             start = time.perf_counter()
             try:
-                return self._scan(*a, **k)
+                return function(*a, **k)
             finally:
-                self.times["scan"] = time.perf_counter() - start
+                self.times[key] = time.perf_counter() - start
+        return timed
 
+    def __enter__(self):
         def checked(*a, **k):  # its caller zips it with the file list, so it is never run to its end
             start = time.perf_counter()
             for result in self._checked(*a, **k):
                 self.times["check"] = time.perf_counter() - start
                 yield result
 
-        def prepare(*a, **k):
-            start = time.perf_counter()
-            try:
-                return self._prepare(*a, **k)
-            finally:
-                self.times["prepare"] = time.perf_counter() - start
-
-        convert_module.scan, convert_module._checked_records, convert_module._prepare = scan, checked, prepare
+        convert_module.scan, convert_module._checked_records, convert_module._prepare = (
+            self._timed("scan", self._scan), checked, self._timed("prepare", self._prepare))
         return self
 
     def __exit__(self, *exc):
