@@ -28,10 +28,9 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
 from legacy.slim_compat import tf as tf1  # noqa: E402
+from resnet_bench import NUM_CLASSES, run_spec  # noqa: E402
 from legacy.train import session_config, training_graph  # noqa: E402
 from modern.train import compiled_model  # noqa: E402
-
-NUM_CLASSES = 10
 
 # Op type -> group: the first group one of whose names is in the type wins, so oneDNN's rewritten types
 # (_MklNativeConv2D, _FusedConv2D, _MklNativeFusedBatchNormV3, ...) fall where their plain ones do.
@@ -82,12 +81,6 @@ def profiled(step, steps, logdir):
     wall = (time.perf_counter() - start) / steps
     tf.profiler.experimental.stop()
     return wall, op_times(logdir)
-
-
-def run_spec(name, size, precision):
-    return {"model": name, "num_classes": NUM_CLASSES, "image_size": size,
-            "hyper": {"lr": 0.01, "lr_decay_per_epoch": 1.0, "momentum": 0.9, "weight_decay": None,
-                      "batch_norm_decay": None, "precision": precision}}
 
 
 def legacy_step(name, size, batch, precision):

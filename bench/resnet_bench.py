@@ -14,7 +14,7 @@ Images/s on random inputs generated on the device, so only the network is measur
 
 Each measurement is repeated ``--repeat`` times, interleaved, and the median is shown; the ratios the goals
 are about are modern (as train.py compiles it) / legacy training images/s (>= 0.95) and each precision / float32 (>= 1.8 for
-mixed_bfloat16). DESIGN §8 has the figures this machine gave.
+mixed_bfloat16). The README has the figures this machine gave.
 """
 
 import argparse
@@ -31,6 +31,7 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 import legacy  # noqa: E402
+from core.run_dir import Run  # noqa: E402
 import modern  # noqa: E402
 from flowio.reader import NO_AUTOTUNE_THREAD  # noqa: E402
 from legacy.slim_compat import tf as tf1  # noqa: E402
@@ -43,10 +44,8 @@ NUM_CLASSES = 10
 
 
 def run_spec(name, size, precision):
-    """What train.py records for a run (the keys training_graph reads)."""
-    return {"model": name, "num_classes": NUM_CLASSES, "image_size": size,
-            "hyper": {"lr": 0.01, "lr_decay_per_epoch": 1.0, "momentum": 0.9, "weight_decay": None,
-                      "batch_norm_decay": None, "precision": precision}}
+    """What train.py records for a run (what training_graph and compiled_model read), at a constant lr."""
+    return Run.in_memory("bench", name, NUM_CLASSES, size, lr=0.01, lr_decay_per_epoch=1.0, precision=precision)
 
 
 class Legacy:

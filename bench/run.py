@@ -15,7 +15,7 @@ Each part runs as its own process, so its peak RSS is its own (``os.wait4``), an
   answer, one image, median of ``--repeat``) and warm (per image of a folder run: a folder of 48 images' time
   less a folder of 12's, over the 36 extra images, so that the noisy process start cancels out).
 
-Then one table of the goals (DESIGN §8, §9 and the issue's targets) with the figure, the target and whether
+Then one table of the goals (the README's speed and memory goals) with the figure, the target and whether
 it is met, and all figures as JSON. Figures are ratios measured in this one run: the machine is shared.
 """
 

@@ -1,7 +1,7 @@
 """FlowIO: a folder of class folders becomes sharded TFRecords, ``labels.txt`` and ``manifest.json``.
 
 The article's FlowIO.py walked the class folders and wrote one TFRecord file in one process. This one
-(DESIGN §4):
+(docs/DESIGN.md §4):
 
 1. scans ``DATA_DIR/<class>/...`` (sub-folders belong to their class, hidden entries are ignored);
 2. checks every file by decoding it with Pillow in a pool of ``workers`` processes, which also build the
@@ -35,7 +35,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from flowio.errors import UserError
+from core.errors import UserError
 from flowio.images import Skip, check
 from flowio.records import example_bytes, frame
 

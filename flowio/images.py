@@ -1,6 +1,6 @@
 """Decoding one image file with Pillow, and deciding which bytes a record keeps.
 
-The rules pinned in DESIGN §4:
+The rules pinned in docs/DESIGN.md §4:
 
 * a file is accepted when Pillow decodes it completely and its format is one of ``FORMATS``; animated GIF
   and WebP give their first frame;
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from flowio.errors import UserError
+from core.errors import UserError
 
 FORMATS = ("JPEG", "MPO", "PNG", "BMP", "GIF", "WEBP", "TIFF")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -5,7 +5,7 @@
 * ``graph_input``: the same pipeline as ``(images, labels)`` tensors inside a given ``tf.Graph``, for
   ``legacy/``. It replaces the article's queue runners (``tf.train.string_input_producer`` +
   ``tf.TFRecordReader`` + ``tf.train.shuffle_batch`` + ``tf.train.start_queue_runners``), which TF 2 dropped.
-* ``preprocess`` / ``load_image``: the pinned preprocessing of DESIGN §4 for one image or a batch, which
+* ``preprocess`` / ``load_image``: the pinned preprocessing of docs/DESIGN.md §4 for one image or a batch, which
   ``use_model`` applies to files, so training and prediction see the same numbers.
 
 Decoding: JPEG with ``dct_method="INTEGER_ACCURATE"`` (the default DCT differs from Pillow by up to 10 levels;
@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from flowio.convert import LABELS, MANIFEST, SPLITS
-from flowio.errors import UserError
+from core.errors import UserError
 from flowio.images import load_image  # noqa: F401 -- flowio.load_image, with preprocess
 from flowio.records import first_problem
 
@@ -259,3 +259,37 @@ def steps_per_epoch(records_dir, split, batch_size, drop_remainder=False):
 def preprocess_files(paths, image_size):
     """Files -> float32 ``[N, S, S, 3]``, as the validation pipeline would give them (for use_model)."""
     return np.stack([preprocess(load_image(p), image_size).numpy() for p in paths])
+
+
+# --- labelled batches for evaluation ------------------------------------------------------------------
+
+def labelled_batches(data, labels, image_size, batch_size=64):
+    """``(images float32 [N, S, S, 3], label ids [N])`` batches of ``data`` with the ids of ``labels``.
+
+    ``data`` is flowio output (its validation split) or a plain folder of class folders. What can be checked
+    before reading (the records' labels, the class folders' names) is checked now, as a UserError; a damaged
+    record fails while the batches are read, naming its shard.
+    """
+    if not os.path.isdir(data):
+        raise UserError(f"--data {data}: no such folder")
+    if os.path.exists(os.path.join(data, MANIFEST)):
+        found = read_labels(data)
+        if found != labels:
+            raise UserError(f"{data}: its labels ({', '.join(found)}) are not the run's ({', '.join(labels)})")
+        return _record_batches(data, image_size, batch_size)
+    from flowio.convert import scan
+    classes, files, _ = scan(data)
+    unknown = [c for c in classes if c not in labels]
+    if unknown:
+        raise UserError(f"{data}: class folder(s) {', '.join(map(repr, unknown))} are not among the run's"
+                        f" labels ({', '.join(labels)})")
+    ids = [labels.index(classes[label]) for _, label in files]
+    paths = [os.path.join(data, rel) for rel, _ in files]
+    return ((preprocess_files(paths[i:i + batch_size], image_size), np.array(ids[i:i + batch_size]))
+            for i in range(0, len(paths), batch_size))
+
+
+def _record_batches(records_dir, image_size, batch_size):
+    with records_errors(records_dir):
+        for images, ids in dataset(records_dir, "validation", image_size, batch_size):
+            yield images.numpy(), ids.numpy()

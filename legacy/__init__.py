@@ -10,6 +10,6 @@ disables eager execution, so both halves live in one process. tf_slim comes thro
 """
 
 from legacy import cnn, densenet, resnet, resnets_keras  # noqa: F401  (they register their models)
-from legacy.registry import article, build, default_input_size, list_models, register_model
+from legacy.registry import build, default_input_size, list_models, register_model
 
-__all__ = ["article", "build", "default_input_size", "list_models", "register_model"]
+__all__ = ["build", "default_input_size", "list_models", "register_model"]

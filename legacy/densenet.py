@@ -14,15 +14,10 @@ from legacy.registry import register_model
 from legacy.slim_compat import slim, tf
 
 # --- the table ----------------------------------------------------------------------------------------
-# name: (growth rate k, bottleneck units per dense block); the article's variants and parameter counts.
-DENSENETS = {
-    "densenet_100x12": (12, [16, 16, 16]),
-    "densenet_100x24": (24, [16, 16, 16]),
-    "densenet_121x32": (32, [6, 12, 24, 16]),
-    "densenet_169x32": (32, [6, 12, 32, 32]),
-    "densenet_201x32": (32, [6, 12, 48, 32]),
-    "densenet_161x48": (48, [6, 12, 36, 24]),
-}
+# The article's variants (growth rate k, bottleneck units per dense block) are rows of core.models' table,
+# passed to the builder as settings.
+NAMES = ("densenet_100x12", "densenet_100x24", "densenet_121x32", "densenet_169x32", "densenet_201x32",
+         "densenet_161x48")
 COMPRESSION = 0.5
 DEFAULT_WEIGHT_DECAY = 2e-4  # the article's keras l2(1e-4)
 
@@ -61,7 +56,7 @@ def transition(net, scope):
 
 def densenet(images, growth, units, num_classes, is_training, weight_decay, batch_norm_decay, scope):
     end_points = {}
-    with slim.arg_scope(arg_scope(weight_decay, is_training, batch_norm_decay or 0.9)):
+    with slim.arg_scope(arg_scope(weight_decay, is_training, 0.9 if batch_norm_decay is None else batch_norm_decay)):
         with tf.variable_scope(scope, values=[images]) as sc:
             net = slim.conv2d(images, 2 * growth, 3, scope="conv1")
             for b, count in enumerate(units, 1):
@@ -81,12 +76,8 @@ def densenet(images, growth, units, num_classes, is_training, weight_decay, batc
 
 # --- registered builders ------------------------------------------------------------------------------
 
-def _register(name, growth, units):
-    def build(images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None):
-        return densenet(images, growth, units, num_classes, is_training,
-                        DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, batch_norm_decay, name)
-    register_model(name, 32, "001: DenseNet-BC for CIFAR-10")(build)
-
-
-for _name, (_growth, _units) in DENSENETS.items():
-    _register(_name, _growth, _units)
+@register_model(*NAMES)
+def densenet_bc(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None, *, growth,
+                units):
+    return densenet(images, growth, units, num_classes, is_training,
+                    DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, batch_norm_decay, name)

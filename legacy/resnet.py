@@ -2,15 +2,15 @@
 
 Two families, one unit / stack / trunk code path driven by a depth table:
 
-* ``jianshu_resnet_{50,101,152}``, the article's network (DESIGN §3.1): a 7x7 stem conv with bias and no BN,
-  bottleneck units whose shortcut has no parameters — the channels are zero-padded (``depth_filling``,
-  the article's ``depthFilling``) and subsampled with a 1x1 max-pool (``sampling``) —, a ``conv3`` with bias
-  and no BN, and a head BN (``postnorm``, the article's ``tf.layers.batch_normalization``) before the pool.
+* ``jianshu_resnet_{50,101,152}``, the article's network, reconstructed from its incomplete code: a 7x7 stem
+  conv with bias and no BN, bottleneck units whose shortcut has no parameters — the channels are zero-padded
+  (``depth_filling``, the article's ``depthFilling``) and subsampled with a 1x1 max-pool (``sampling``) —, a
+  ``conv3`` with bias and no BN, and a head BN (``postnorm``, the article's ``tf.layers.batch_normalization``) before the pool.
 * ``resnet_v1_{50,101,152}``: exactly ``tf_slim.nets.resnet_v1`` under ``resnet_arg_scope()`` — projection
   shortcuts, BN after every conv — with the same variable names, so checkpoints of either load into the other.
 
-Sections, in the same order as the twin: depth table, arg scope, shortcut pieces, units, stack, trunk,
-registered builders.
+Sections, in the same order as the twin: the depth table, layer settings, the article's shortcut pieces,
+units, stack, trunk, registered builders.
 """
 
 from legacy.registry import register_model
@@ -34,10 +34,10 @@ def blocks(depth, unit_fn):
     ]
 
 
-# --- arg scope ----------------------------------------------------------------------------------------
+# --- layer settings (what slim's arg scope sets) ------------------------------------------------------
 
 def arg_scope(weight_decay, is_training, batch_norm_decay=0.997):
-    """tf_slim's ``resnet_arg_scope()`` with ``fused=True`` pinned (DESIGN §3.4) and ``is_training`` set.
+    """tf_slim's ``resnet_arg_scope()`` with ``fused=True`` pinned (docs/DESIGN.md §3) and ``is_training`` set.
 
     BN decay 0.997, epsilon 1e-5, with scale; l2 weight decay on every conv's weights (``slim.l2_regularizer``
     adds ``weight_decay * tf.nn.l2_loss(w)``, i.e. half the sum of squares, to REGULARIZATION_LOSSES);
@@ -120,7 +120,7 @@ def resnet(images, blocks, num_classes, is_training, weight_decay, batch_norm_de
 
     ``batch_norm_decay=None`` keeps each BN's own decay (0.997 in units, 0.99 in the head)."""
     end_points = {}
-    with slim.arg_scope(arg_scope(weight_decay, is_training, batch_norm_decay or 0.997)):
+    with slim.arg_scope(arg_scope(weight_decay, is_training, 0.997 if batch_norm_decay is None else batch_norm_decay)):
         with tf.variable_scope(scope, values=[images]) as sc:
             stem = {} if stem_batch_norm else {"normalizer_fn": None}  # the article's stem: bias, no BN
             with slim.arg_scope([slim.conv2d], **stem):
@@ -130,8 +130,9 @@ def resnet(images, blocks, num_classes, is_training, weight_decay, batch_norm_de
             end_points[f"{sc.name}/pool1"] = net
             net = stack(net, blocks, end_points)
             if postnorm:  # the article's tf.layers.batch_normalization, its defaults spelled out
-                net = tf.layers.batch_normalization(net, momentum=batch_norm_decay or 0.99, epsilon=1e-3, center=True, scale=True,
-                                                    training=is_training, fused=True, name="postnorm")
+                net = tf.layers.batch_normalization(net, momentum=0.99 if batch_norm_decay is None else batch_norm_decay,
+                                                    epsilon=1e-3, center=True, scale=True, training=is_training,
+                                                    fused=True, name="postnorm")
                 net = tf.nn.relu(net)
                 end_points[f"{sc.name}/postnorm"] = net
             net = tf.reduce_mean(net, [1, 2], keepdims=True, name="pool5")
@@ -145,24 +146,15 @@ def resnet(images, blocks, num_classes, is_training, weight_decay, batch_norm_de
 
 # --- registered builders ------------------------------------------------------------------------------
 
-JIANSHU = "002: the Jianshu pipeline's ResNet (zero-padding shortcuts)"
-SLIM = "tf_slim nets/resnet_v1.py (the canonical slim ResNet)"
+@register_model("jianshu_resnet_50", "jianshu_resnet_101", "jianshu_resnet_152")
+def jianshu_resnet(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None, *, depth):
+    return resnet(images, blocks(depth, jianshu_bottleneck), num_classes, is_training,
+                  DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, batch_norm_decay,
+                  scope=name, stem_batch_norm=False, postnorm=True)
 
 
-def _register(depth):
-    def jianshu(images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None):
-        return resnet(images, blocks(depth, jianshu_bottleneck), num_classes, is_training,
-                      DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, batch_norm_decay,
-                      scope=f"jianshu_resnet_{depth}", stem_batch_norm=False, postnorm=True)
-
-    def v1(images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None):
-        return resnet(images, blocks(depth, bottleneck_v1), num_classes, is_training,
-                      DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, batch_norm_decay,
-                      scope=f"resnet_v1_{depth}", stem_batch_norm=True, postnorm=False)
-
-    register_model(f"jianshu_resnet_{depth}", 224, JIANSHU)(jianshu)
-    register_model(f"resnet_v1_{depth}", 224, SLIM)(v1)
-
-
-for _depth in UNITS:
-    _register(_depth)
+@register_model("resnet_v1_50", "resnet_v1_101", "resnet_v1_152")
+def resnet_v1(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None, *, depth):
+    return resnet(images, blocks(depth, bottleneck_v1), num_classes, is_training,
+                  DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, batch_norm_decay,
+                  scope=name, stem_batch_norm=True, postnorm=False)

@@ -118,16 +118,25 @@ def resnet50_keras(images, num_classes):
 
 # --- registered builders ------------------------------------------------------------------------------
 
-def _register(name, trunk, size, article):
-    def build(images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None):
-        with slim.arg_scope(arg_scope(weight_decay or 0.0, is_training, batch_norm_decay or 0.99)):
-            with tf.variable_scope(name, values=[images]) as sc:
-                logits = trunk(images, num_classes)
-        return logits, {f"{sc.name}/logits": logits}
-    register_model(name, size, article)(build)
+def scoped(trunk, name, images, num_classes, is_training, weight_decay, batch_norm_decay):
+    """``trunk`` under the articles' Keras defaults (BN decay 0.99; no weight decay unless asked), in scope ``name``."""
+    with slim.arg_scope(arg_scope(0.0 if weight_decay is None else weight_decay, is_training,
+                                  0.99 if batch_norm_decay is None else batch_norm_decay)):
+        with tf.variable_scope(name, values=[images]) as sc:
+            logits = trunk(images, num_classes)
+    return logits, {f"{sc.name}/logits": logits}
 
 
-for _args in (("resnet18_cifar", resnet18_cifar, 32, "000: subclassed Keras ResNet-18 for CIFAR-10"),
-              ("resnet18", resnet18, 32, "004: layers.Layer BasicBlock ResNet-18"),
-              ("resnet50_keras", resnet50_keras, 64, "003: Keras identity / convolutional blocks, 64x64")):
-    _register(*_args)
+@register_model("resnet18_cifar")
+def _resnet18_cifar(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None):
+    return scoped(resnet18_cifar, name, images, num_classes, is_training, weight_decay, batch_norm_decay)
+
+
+@register_model("resnet18")
+def _resnet18(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None):
+    return scoped(resnet18, name, images, num_classes, is_training, weight_decay, batch_norm_decay)
+
+
+@register_model("resnet50_keras")
+def _resnet50_keras(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None):
+    return scoped(resnet50_keras, name, images, num_classes, is_training, weight_decay, batch_norm_decay)

@@ -20,24 +20,24 @@ The article's train.py, kept honest for TF 2.21's ``tf.compat.v1``:
   float32 graph, switched on in the Session config (``session_config``), with a loss-scale optimizer for float16;
 * a tqdm progress line while an epoch runs (on a terminal), and one line of metrics when it ends.
 
-Sections, in the same order as the twin: counters, input, model and loss, checkpoints, the loop.
+Sections, in the same order as the twin: counters, input, devices, model and loss, checkpoints, the loop,
+prediction.
 """
 
 import os
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 from tqdm import tqdm
 
 import flowio
 import legacy
-from flowio import checkpoints
-from flowio import run_dir as rd
+from core import checkpoints
+from core.errors import UserError
+from core.run_dir import LEGACY_BEST, LEGACY_LAST, LOGS
 from legacy.slim_compat import tf, tf1_hashing
 from tensorflow.core.protobuf import rewriter_config_pb2
-
-CKPT_LAST, CKPT_BEST = os.path.join("ckpt", "last"), os.path.join("ckpt", "best")
-LOGS = "logs"
 
 
 # --- counters -----------------------------------------------------------------------------------------
@@ -51,40 +51,24 @@ def saved_step(checkpoint_dir):
     return int(tf.train.load_checkpoint(path).get_tensor("global_step"))
 
 
-# --- the loop -----------------------------------------------------------------------------------------
-
-def _summary(writer, step, **values):
-    writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag=f"epoch_{k}", simple_value=v)
-                                         for k, v in values.items()]), step)
-    writer.flush()
+def learning_rate(hyper, step, steps_per_epoch):
+    """What the graph's ``exponential_decay`` gave the step numbered ``step`` (counting from 0)."""
+    return hyper.lr * hyper.lr_decay_per_epoch ** (step // steps_per_epoch)
 
 
-# --- model and loss ----------------------------------------------------------------------------------
+# --- input ----------------------------------------------------------------------------------------------
 
-def training_graph(run, images, labels, steps_per_epoch):
-    """The model on ``images`` and its training in the current graph: ``(logits, loss, regularization, train_op)``.
+def inputs(graph, run, records_dir, start):
+    """``(images, labels, val_images, val_labels)`` in ``graph``: training batches from global step ``start``
+    on (augmented, seeded, the epochs' order fixed), and the validation batches in order."""
+    h = run.hyper
+    images, labels = flowio.graph_input(graph, records_dir, "train", run.image_size, h.batch_size, training=True,
+                                        flip=h.flip, seed=h.seed, drop_remainder=True, initial_step=start)
+    val_images, val_labels = flowio.graph_input(graph, records_dir, "validation", run.image_size, h.batch_size)
+    return images, labels, val_images, val_labels
 
-    ``loss`` is the mean cross-entropy plus the REGULARIZATION_LOSSES collection; ``train_op`` runs the BN
-    moving-average updates (UPDATE_OPS) with a Momentum step at lr * decay ** (step // steps_per_epoch).
-    """
-    h = run["hyper"]
-    logits, _ = legacy.build(run["model"], images, run["num_classes"], is_training=True,
-                             weight_decay=h["weight_decay"], batch_norm_decay=h["batch_norm_decay"])
-    global_step = tf.train.get_or_create_global_step()
-    lr = tf.train.exponential_decay(h["lr"], global_step, steps_per_epoch, h["lr_decay_per_epoch"], staircase=True)
-    regularization = tf.losses.get_regularization_loss()
-    loss = tf.losses.sparse_softmax_cross_entropy(labels, logits) + regularization
-    # slim's create_train_op: the loss waits for the BN updates, and every gradient waits for the loss. The
-    # common `with control_dependencies(UPDATE_OPS): minimize(loss)` instead gives each op minimize creates an
-    # edge from every update op: 900k edges in DenseNet-201's graph, seconds of grappler pruning them.
-    with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
-        loss = tf.identity(loss, name="loss_after_updates")
-    optimizer = tf.train.MomentumOptimizer(lr, h["momentum"])
-    if h["precision"] == "mixed_float16":  # float16 gradients underflow without loss scaling
-        optimizer = tf.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, "dynamic")
-    train_op = optimizer.minimize(loss, global_step)
-    return logits, loss, regularization, train_op
 
+# --- devices --------------------------------------------------------------------------------------------
 
 def session_config(precision):
     """The Session config that runs the float32 graph in ``precision`` (TF1 had no dtype policies).
@@ -102,112 +86,206 @@ def session_config(precision):
     return config
 
 
+# --- model and loss ----------------------------------------------------------------------------------
+
+def training_graph(run, images, labels, steps_per_epoch):
+    """The model on ``images`` and its training in the current graph: ``(logits, loss, regularization, train_op)``.
+
+    ``loss`` is the mean cross-entropy plus the REGULARIZATION_LOSSES collection; ``train_op`` runs the BN
+    moving-average updates (UPDATE_OPS) with a Momentum step at lr * decay ** (step // steps_per_epoch), and
+    gives the loss.
+    """
+    h = run.hyper
+    logits, _ = legacy.build(run.model, images, run.num_classes, is_training=True,
+                             weight_decay=h.weight_decay, batch_norm_decay=h.batch_norm_decay)
+    global_step = tf.train.get_or_create_global_step()
+    lr = tf.train.exponential_decay(h.lr, global_step, steps_per_epoch, h.lr_decay_per_epoch, staircase=True)
+    regularization = tf.losses.get_regularization_loss()
+    loss = tf.losses.sparse_softmax_cross_entropy(labels, logits) + regularization
+    # slim's create_train_op: the loss waits for the BN updates, and the train op is the loss waiting for the
+    # gradient step. The common `with control_dependencies(UPDATE_OPS): minimize(loss)` instead gives each op
+    # minimize creates an edge from every update op: 900k edges in DenseNet-201's graph, seconds of grappler
+    # pruning them. The train op must be the gated loss, not minimize's op: the gradients do not run the loss's
+    # forward op, so `sess.run(minimize_op)` alone skipped every BN update (tests/test_models.py's --bn-decay 0).
+    with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
+        loss = tf.identity(loss, name="loss_after_updates")
+    optimizer = tf.train.MomentumOptimizer(lr, h.momentum)
+    if h.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
+        optimizer = tf.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, "dynamic")
+    with tf.control_dependencies([optimizer.minimize(loss, global_step)]):
+        train_op = tf.identity(loss, name="train_op")
+    return logits, loss, regularization, train_op
+
+
+def validation_graph(run, images, labels):
+    """The same variables in inference mode on ``images``: ``(sum of cross-entropies, correct, count)``."""
+    with tf.variable_scope(tf.get_variable_scope(), reuse=True):
+        logits, _ = legacy.build(run.model, images, run.num_classes, is_training=False)
+    cross_entropy = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+    correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.float32))
+    return cross_entropy, correct, tf.size(labels)
+
+
+def build_graph(run, records_dir, start, steps_per_epoch):
+    """``(graph, ops)``: the finalized graph of a run resumed at global step ``start``, and what the loop uses of it
+    by name (tensors, Savers, the summary writers)."""
+    graph = tf.Graph()
+    with graph.as_default(), tf1_hashing():
+        tf.set_random_seed(run.hyper.seed)
+        images, labels, val_images, val_labels = inputs(graph, run, records_dir, start)
+        logits, loss, regularization, train_op = training_graph(run, images, labels, steps_per_epoch)
+        ops = SimpleNamespace(
+            train_op=train_op, loss=loss, regularization=regularization,
+            accuracy=tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.float32)),
+            validation=validation_graph(run, val_images, val_labels),
+            model_variables=[v for v in tf.global_variables() if checkpoints.model_variables([v.op.name], run.model)],
+            savers=SimpleNamespace(last=tf.train.Saver(max_to_keep=1, save_relative_paths=True),
+                                   best=tf.train.Saver(max_to_keep=1, save_relative_paths=True)),
+            writers={s: tf.summary.FileWriter(run.path(LOGS, s)) for s in ("train", "validation")},
+            init=tf.global_variables_initializer())
+    graph.finalize()
+    return graph, ops
+
+
 def initialise(sess, model_variables, run, init_from):
     """Fine-tuning: the variables outside ``init_from["exclude_scopes"]`` from ``init_from["checkpoint"]``."""
-    values, source = checkpoints.read(init_from["checkpoint"], run["model"])
-    wanted = {v.op.name: v for v in model_variables}
-    chosen = checkpoints.select({n: v.shape.as_list() for n, v in wanted.items()}, values, run["model"],
-                                init_from["exclude_scopes"], source)
+    values, source = checkpoints.read(init_from["checkpoint"], run.model)
+    restored = assign(sess, model_variables, values, run.model, init_from["exclude_scopes"], source)
+    run.init_from = {**init_from, "source": source, "restored": restored,
+                     "initialised": len(model_variables) - restored}
+
+
+def assign(sess, variables, values, model, exclude_scopes=(), source="the checkpoint"):
+    """Load ``values`` (``{name: array}``) into ``variables`` by name, outside ``exclude_scopes``; return how many.
+
+    Missing, unexpected or mis-shaped variables are a UserError listing them (``core.checkpoints.select``).
+    """
+    wanted = {v.op.name: v for v in variables}
+    chosen = checkpoints.select({n: v.shape.as_list() for n, v in wanted.items()}, values, model, exclude_scopes,
+                                source)
     for name, value in chosen.items():
-        wanted[name].load(value, sess)  # feeds the variable's initializer: no new op in the finalized graph
-    run["init_from"] = {**init_from, "source": source, "restored": len(chosen),
-                        "initialised": len(wanted) - len(chosen)}
+        wanted[name].load(value, sess)  # feeds the variable's initializer: no new op in a finalized graph
+    return len(chosen)
 
 
-def train(run_dir, run, records_dir, progress=True, init_from=None):
-    """Train (or resume) the run in ``run_dir``; ``run`` is its run.json, updated as epochs end.
+# --- checkpoints ----------------------------------------------------------------------------------------
+
+class Savers:
+    """The run's two Savers: ``last`` (every ``save_every`` steps and each epoch end) and ``best``."""
+
+    def __init__(self, sess, ops, run):
+        self.sess, self.savers = sess, ops.savers
+        self.folders = SimpleNamespace(last=run.path(LEGACY_LAST), best=run.path(LEGACY_BEST))
+        for kind in ("last", "best"):
+            folder = getattr(self.folders, kind)
+            os.makedirs(folder, exist_ok=True)
+            state = tf.train.get_checkpoint_state(folder)
+            if state:  # so that max_to_keep also retires the checkpoints of the run before this one
+                getattr(self.savers, kind).recover_last_checkpoints(list(state.all_model_checkpoint_paths))
+
+    def start(self, ops, run, start, init_from):
+        """Restore the last checkpoint when resuming at ``start`` > 0; else initialise (and fine-tune)."""
+        if start:
+            self.savers.last.restore(self.sess, tf.train.latest_checkpoint(self.folders.last))  # checked by saved_step
+        else:
+            self.sess.run(ops.init)
+            if init_from:
+                initialise(self.sess, ops.model_variables, run, init_from)
+
+    def save(self, kind, step):
+        getattr(self.savers, kind).save(self.sess, os.path.join(getattr(self.folders, kind), "model.ckpt"),
+                                        global_step=step, write_meta_graph=False)
+
+
+def write_weights(run, values, source):
+    """A converted run's checkpoint: ``values`` loaded by name into the model's variables and saved as the
+    run's best checkpoint (global step 0); returns how many variables it holds."""
+    graph = tf.Graph()
+    with graph.as_default():
+        size = run.image_size
+        legacy.build(run.model, tf.placeholder(tf.float32, [None, size, size, 3]), run.num_classes, is_training=False)
+        variables = tf.global_variables()
+        tf.train.get_or_create_global_step()
+        saver = tf.train.Saver(save_relative_paths=True)  # the folder is renamed once written
+        with tf.Session(graph=graph) as sess:
+            sess.run(tf.global_variables_initializer())
+            count = assign(sess, variables, values, run.model, source=source)
+            os.makedirs(run.path(LEGACY_BEST))
+            saver.save(sess, os.path.join(run.path(LEGACY_BEST), "model.ckpt"), global_step=0, write_meta_graph=False)
+    return count
+
+
+# --- the loop -----------------------------------------------------------------------------------------
+
+def train(run, records_dir, progress=True, init_from=None):
+    """Train (or resume) ``run`` (its run.json record, updated as epochs end) on the records in ``records_dir``.
 
     ``init_from`` (``{"checkpoint": path, "exclude_scopes": [...]}``) sets the first weights of a run that
     starts at step 0.
     """
-    h = run["hyper"]
-    size, batch, num_classes = run["image_size"], h["batch_size"], run["num_classes"]
-    steps_per_epoch = flowio.steps_per_epoch(records_dir, "train", batch, drop_remainder=True)
-    val_steps = flowio.steps_per_epoch(records_dir, "validation", batch)
-    last_dir, best_dir = os.path.join(run_dir, CKPT_LAST), os.path.join(run_dir, CKPT_BEST)
-    start = saved_step(last_dir)
+    h = run.hyper
+    steps_per_epoch = flowio.steps_per_epoch(records_dir, "train", h.batch_size, drop_remainder=True)
+    val_steps = flowio.steps_per_epoch(records_dir, "validation", h.batch_size)
+    start = saved_step(run.path(LEGACY_LAST))
     if start:
-        run["resumed_from_steps"].append(start)
-        rd.write_run(run_dir, run)  # said at once: this attempt may be killed before its first epoch ends
-
-    graph = tf.Graph()
-    with graph.as_default(), tf1_hashing():
-        tf.set_random_seed(h["seed"])
-        # input
-        images, labels = flowio.graph_input(graph, records_dir, "train", size, batch, training=True,
-                                            flip=h["flip"], seed=h["seed"], drop_remainder=True,
-                                            initial_step=start)
-        val_images, val_labels = flowio.graph_input(graph, records_dir, "validation", size, batch)
-        # model and loss
-        logits, loss, regularization, train_op = training_graph(run, images, labels, steps_per_epoch)
-        model_variables = [v for v in tf.global_variables()
-                           if checkpoints.model_variables([v.op.name], run["model"])]
-        with tf.variable_scope(tf.get_variable_scope(), reuse=True):
-            val_logits, _ = legacy.build(run["model"], val_images, num_classes, is_training=False)
-        accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.float32))
-        val_ce = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=val_labels, logits=val_logits))
-        val_correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(val_logits, 1), val_labels), tf.float32))
-        val_count = tf.size(val_labels)
-        # checkpoints
-        last_saver, best_saver = (tf.train.Saver(max_to_keep=1, save_relative_paths=True) for _ in range(2))
-        writers = {s: tf.summary.FileWriter(os.path.join(run_dir, LOGS, s)) for s in ("train", "validation")}
-        init = tf.global_variables_initializer()
-    graph.finalize()
-
-    os.makedirs(last_dir, exist_ok=True)
-    os.makedirs(best_dir, exist_ok=True)
-    with tf.Session(graph=graph, config=session_config(h["precision"])) as sess:
-        def save(saver, folder, step):
-            saver.save(sess, os.path.join(folder, "model.ckpt"), global_step=step, write_meta_graph=False)
-
-        if start:
-            last_saver.restore(sess, tf.train.latest_checkpoint(last_dir))  # checked by saved_step
-        else:
-            sess.run(init)
-            if init_from:
-                initialise(sess, model_variables, run, init_from)
-        for saver, folder in ((last_saver, last_dir), (best_saver, best_dir)):
-            state = tf.train.get_checkpoint_state(folder)
-            if state:  # so that max_to_keep also retires the checkpoints of the run before this one
-                saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
+        run.resumed_from_steps.append(start)
+        run.save()  # said at once: this attempt may be killed before its first epoch ends
+    graph, ops = build_graph(run, records_dir, start, steps_per_epoch)
+    with tf.Session(graph=graph, config=session_config(h.precision)) as sess:
+        savers = Savers(sess, ops, run)
+        savers.start(ops, run, start, init_from)
         step = start
-        for epoch in range(start // steps_per_epoch, h["epochs"]):
-            losses, accuracies = [], []
-            end = (epoch + 1) * steps_per_epoch
-            bar = tqdm(total=steps_per_epoch, initial=step - epoch * steps_per_epoch, unit="step", leave=False,
-                       desc=f"epoch {epoch + 1}/{h['epochs']}", disable=not (progress and sys.stderr.isatty()))
-            with bar:
-                while step < end:
-                    _, step_loss, step_accuracy = sess.run([train_op, loss, accuracy])
-                    step += 1
-                    losses.append(step_loss)
-                    accuracies.append(step_accuracy)
-                    bar.update()
-                    bar.set_postfix(loss=f"{np.mean(losses):.4f}", accuracy=f"{np.mean(accuracies):.4f}")
-                    if step % h["save_every"] == 0 and step < end:
-                        save(last_saver, last_dir, step)
-            ce_sum = correct = count = 0
-            for _ in range(val_steps):  # the penalty comes with them: one more sess.run would prune the graph again
-                a, b, c, penalty = sess.run([val_ce, val_correct, val_count, regularization])
-                ce_sum, correct, count = ce_sum + a, correct + b, count + c
-            last_lr = h["lr"] * h["lr_decay_per_epoch"] ** ((step - 1) // steps_per_epoch)  # what `lr` gave
-            metrics = {"epoch": epoch + 1, "step": step, "lr": float(last_lr),
-                       "loss": float(np.mean(losses)), "accuracy": float(np.mean(accuracies)),
-                       "val_loss": float(ce_sum / count + penalty),
-                       "val_accuracy": float(correct / count)}
-            _summary(writers["train"], epoch, loss=metrics["loss"], accuracy=metrics["accuracy"],
-                     learning_rate=metrics["lr"])
-            _summary(writers["validation"], epoch, loss=metrics["val_loss"], accuracy=metrics["val_accuracy"])
+        for epoch in range(start // steps_per_epoch, h.epochs):
+            step, loss, accuracy = train_epoch(sess, ops, savers, h, epoch, step, steps_per_epoch, progress)
+            val_loss, val_accuracy = validate(sess, ops, val_steps)
+            metrics = {"epoch": epoch + 1, "step": step, "lr": float(learning_rate(h, step - 1, steps_per_epoch)),
+                       "loss": loss, "accuracy": accuracy, "val_loss": val_loss, "val_accuracy": val_accuracy}
+            _summary(ops.writers["train"], epoch, loss=loss, accuracy=accuracy, learning_rate=metrics["lr"])
+            _summary(ops.writers["validation"], epoch, loss=val_loss, accuracy=val_accuracy)
             # run.json first: killed between the two, the rerun resumes before the epoch's end and records it
             # again, where the other order would resume after it with its metrics never written
-            improved = rd.record_epoch(run_dir, run, metrics)
-            save(last_saver, last_dir, step)
+            improved = run.record_epoch(metrics)
+            savers.save("last", step)
             if improved:
-                save(best_saver, best_dir, step)
-            print(f"epoch {epoch + 1}/{h['epochs']}: " + ", ".join(
+                savers.save("best", step)
+            print(f"epoch {epoch + 1}/{h.epochs}: " + ", ".join(
                 f"{k} {metrics[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy")), flush=True)
-    for writer in writers.values():
+    for writer in ops.writers.values():
         writer.close()
+
+
+def train_epoch(sess, ops, savers, h, epoch, step, steps_per_epoch, progress):
+    """Run the steps of ``epoch`` from global ``step`` on; return ``(step, mean loss, mean accuracy)``."""
+    losses, accuracies = [], []
+    end = (epoch + 1) * steps_per_epoch
+    bar = tqdm(total=steps_per_epoch, initial=step - epoch * steps_per_epoch, unit="step", leave=False,
+               desc=f"epoch {epoch + 1}/{h.epochs}", disable=not (progress and sys.stderr.isatty()))
+    with bar:
+        while step < end:
+            _, step_loss, step_accuracy = sess.run([ops.train_op, ops.loss, ops.accuracy])
+            step += 1
+            losses.append(step_loss)
+            accuracies.append(step_accuracy)
+            bar.update()
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}", accuracy=f"{np.mean(accuracies):.4f}")
+            if step % h.save_every == 0 and step < end:
+                savers.save("last", step)
+    return step, float(np.mean(losses)), float(np.mean(accuracies))
+
+
+def validate(sess, ops, val_steps):
+    """``(loss, accuracy)`` over the validation split; the loss includes the regularization term, as training's."""
+    cross_entropy = correct = count = 0
+    for _ in range(val_steps):  # the penalty comes with them: one more sess.run would prune the graph again
+        a, b, c, penalty = sess.run([*ops.validation, ops.regularization])
+        cross_entropy, correct, count = cross_entropy + a, correct + b, count + c
+    return float(cross_entropy / count + penalty), float(correct / count)
+
+
+def _summary(writer, step, **values):
+    writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag=f"epoch_{k}", simple_value=v)
+                                         for k, v in values.items()]), step)
+    writer.flush()
 
 
 # --- prediction (evaluate.py, use_model.py) -------------------------------------------------------------
@@ -215,17 +293,16 @@ def train(run_dir, run, records_dir, progress=True, init_from=None):
 class Predictor:
     """``predictor(images float32 [N, S, S, 3]) -> logits [N, C]`` from a run's best (else last) checkpoint."""
 
-    def __init__(self, run_dir, run):
-        path = (tf.train.latest_checkpoint(os.path.join(run_dir, CKPT_BEST))
-                or tf.train.latest_checkpoint(os.path.join(run_dir, CKPT_LAST)))
+    def __init__(self, run):
+        path = (tf.train.latest_checkpoint(run.path(LEGACY_BEST)) or tf.train.latest_checkpoint(run.path(LEGACY_LAST)))
         if path is None:
-            raise flowio.UserError(f"{run_dir}: no checkpoint (ckpt/best or ckpt/last); train it first")
+            raise UserError(f"{run.folder}: no checkpoint ({LEGACY_BEST} or {LEGACY_LAST}); train it first")
         checkpoints.check_complete(path, "train the run again (train.py --fresh)")
-        size = run["image_size"]
+        size = run.image_size
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.images = tf.placeholder(tf.float32, [None, size, size, 3])
-            self.logits, _ = legacy.build(run["model"], self.images, run["num_classes"], is_training=False)
+            self.logits, _ = legacy.build(run.model, self.images, run.num_classes, is_training=False)
             saver = tf.train.Saver(tf.global_variables())
             self.sess = tf.Session(graph=self.graph)
             saver.restore(self.sess, path)

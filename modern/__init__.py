@@ -8,6 +8,6 @@ Keras 3 package. Layer names follow ``modern.naming``'s rule, so TF1 checkpoints
 """
 
 from modern import cnn, densenet, resnet, resnets_keras  # noqa: F401  (they register their models)
-from modern.registry import article, build, default_input_size, list_models, register_model
+from modern.registry import build, default_input_size, list_models, register_model
 
-__all__ = ["article", "build", "default_input_size", "list_models", "register_model"]
+__all__ = ["build", "default_input_size", "list_models", "register_model"]

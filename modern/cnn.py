@@ -15,7 +15,7 @@ articles' Keras defaults are kept (convs with biases, glorot-uniform kernels, no
 ``ImageDataGenerator`` / ``fit_generator`` / ``lr=`` of their training code became flowio's reader and
 ``fit`` with ``learning_rate=`` in modern/train.py.
 
-Sections, in the same order as the twin: layer settings, models, registered builders.
+Sections, in the same order as the twin: layer settings, models.
 """
 
 import tf_keras as keras
@@ -43,8 +43,22 @@ def head(x, num_classes, weight_decay):
     return dense(x, num_classes, "logits", weight_decay, activation=None, dtype="float32")
 
 
+def builder(trunk):
+    """The registry's builder around ``trunk``: the input, the model named as the legacy scope.
+
+    ``weight_decay=None`` means none (these models have no BN).
+    """
+    def build(name, num_classes, input_shape, weight_decay=None):
+        images = keras.Input(shape=input_shape, name="images")
+        return keras.Model(images, trunk(images, num_classes, 0.0 if weight_decay is None else weight_decay),
+                           name=name)
+    return build
+
+
 # --- models -------------------------------------------------------------------------------------------
 
+@register_model("lenet5")
+@builder
 def lenet5(images, num_classes, weight_decay):
     x = conv(images, 6, 5, "conv1", weight_decay, padding="valid")
     x = layers.MaxPooling2D(2, name="pool2")(x)
@@ -56,6 +70,8 @@ def lenet5(images, num_classes, weight_decay):
     return head(x, num_classes, weight_decay)
 
 
+@register_model("alexnet")
+@builder
 def alexnet(images, num_classes, weight_decay):
     x = conv(images, 96, 11, "conv1", weight_decay, stride=4)
     x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)
@@ -74,6 +90,8 @@ def alexnet(images, num_classes, weight_decay):
 VGG13_UNITS = [64, 128, 256, 512, 512]  # two 3x3 convs per unit, then a 2x2 max-pool
 
 
+@register_model("vgg13")
+@builder
 def vgg13(images, num_classes, weight_decay):
     x = images
     for u, filters in enumerate(VGG13_UNITS, 1):
@@ -103,6 +121,8 @@ def inception(x, filters, name, weight_decay):
     return layers.Concatenate(name=name + SEP + "concat")([branch1, branch3, branch5, branch_pool])
 
 
+@register_model("googlenet_cifar")
+@builder
 def googlenet_cifar(images, num_classes, weight_decay):
     x = conv(images, 64, 7, "conv1", weight_decay, stride=2)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
@@ -112,19 +132,3 @@ def googlenet_cifar(images, num_classes, weight_decay):
     x = inception(x, INCEPTIONS["inception4a"], "inception4a", weight_decay)
     x = layers.GlobalAveragePooling2D(name="pool5")(x)
     return head(x, num_classes, weight_decay)
-
-
-# --- registered builders ------------------------------------------------------------------------------
-
-def _register(name, trunk, size, article):
-    def build(num_classes, input_shape=(size, size, 3), weight_decay=None):
-        images = keras.Input(shape=input_shape, name="images")
-        return keras.Model(images, trunk(images, num_classes, weight_decay or 0.0), name=name)
-    register_model(name, size, article)(build)
-
-
-for _args in (("lenet5", lenet5, 32, "004: the TF1 LeNet-5, its bugs fixed"),
-              ("alexnet", alexnet, 224, "004: AlexNet on Fashion-MNIST at 224"),
-              ("vgg13", vgg13, 32, "004: VGG-13 on CIFAR-100"),
-              ("googlenet_cifar", googlenet_cifar, 32, "001: three Inception modules for CIFAR-10")):
-    _register(*_args)

@@ -21,15 +21,10 @@ from modern.naming import SEP
 from modern.registry import register_model
 
 # --- the table ----------------------------------------------------------------------------------------
-# name: (growth rate k, bottleneck units per dense block); the article's variants and parameter counts.
-DENSENETS = {
-    "densenet_100x12": (12, [16, 16, 16]),
-    "densenet_100x24": (24, [16, 16, 16]),
-    "densenet_121x32": (32, [6, 12, 24, 16]),
-    "densenet_169x32": (32, [6, 12, 32, 32]),
-    "densenet_201x32": (32, [6, 12, 48, 32]),
-    "densenet_161x48": (48, [6, 12, 36, 24]),
-}
+# The article's variants (growth rate k, bottleneck units per dense block) are rows of core.models' table,
+# passed to the builder as settings.
+NAMES = ("densenet_100x12", "densenet_100x24", "densenet_121x32", "densenet_169x32", "densenet_201x32",
+         "densenet_161x48")
 COMPRESSION = 0.5
 DEFAULT_WEIGHT_DECAY = 2e-4  # the article's keras l2(1e-4)
 
@@ -78,12 +73,7 @@ def densenet(name, growth, units, num_classes, input_shape, weight_decay):
 
 # --- registered builders ------------------------------------------------------------------------------
 
-def _register(name, growth, units):
-    def build(num_classes, input_shape=(32, 32, 3), weight_decay=None):
-        return densenet(name, growth, units, num_classes, input_shape,
-                        DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay)
-    register_model(name, 32, "001: DenseNet-BC for CIFAR-10")(build)
-
-
-for _name, (_growth, _units) in DENSENETS.items():
-    _register(_name, _growth, _units)
+@register_model(*NAMES)
+def densenet_bc(name, num_classes, input_shape=(32, 32, 3), weight_decay=None, *, growth, units):
+    return densenet(name, growth, units, num_classes, input_shape,
+                    DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay)

@@ -1,7 +1,7 @@
 """Exporting a trained run for serving: ``model.tflite`` (LiteRT) and ``saved_model/`` (TF Serving).
 
 No twin in ``legacy/``: a run of either half is exported through the modern model, a legacy run's weights
-loaded by name (DESIGN §7's parity makes it the same network). TF1 exported with ``SavedModelBuilder`` and
+loaded by name (docs/DESIGN.md §7's parity makes it the same network). TF1 exported with ``SavedModelBuilder`` and
 ``tf.compat.v1.lite.TFLiteConverter.from_session``; a ``tf.Module`` with ``tf.function`` signatures replaces both.
 
 * ``model.tflite``: signature ``classify_pixels``, input ``images``: ``uint8 [N, H, W, 3]``, decoded RGB of any
@@ -22,19 +22,17 @@ import shutil
 import tensorflow as tf
 
 import modern
-from flowio import checkpoints
-from flowio import run_dir as rd
+from core import checkpoints
+from core.run_dir import SAVED_MODEL, TEMPORARY, TFLITE
 from flowio.reader import decode, preprocess
 from modern import naming
 
-TFLITE, SAVED_MODEL = "model.tflite", "saved_model"
 
-
-def trained_model(run_dir, run):
+def trained_model(run):
     """``(model, description)``: the run's best (else last) weights in the modern model, whichever half trained it."""
-    values, source = checkpoints.read(str(run_dir), run["model"])
-    size = run["image_size"]
-    model = modern.build(run["model"], run["num_classes"], input_shape=(size, size, 3))
+    values, source = checkpoints.read(run.folder, run.model)
+    size = run.image_size
+    model = modern.build(run.model, run.num_classes, input_shape=(size, size, 3))
     naming.assign(model, values, source=source)
     return model, source
 
@@ -64,12 +62,12 @@ class Serving(tf.Module):
         return {"probabilities": tf.nn.softmax(logits), "logits": logits}
 
 
-def export(run_dir, run):
-    """Write ``model.tflite`` and ``saved_model/`` into ``run_dir``; return ``run.json``'s ``export`` entry."""
-    model, source = trained_model(run_dir, run)
-    serving = Serving(model, run["image_size"])
-    target = os.path.join(run_dir, SAVED_MODEL)
-    tmp, old = os.path.join(run_dir, f".tmp-{SAVED_MODEL}"), os.path.join(run_dir, f".old-{SAVED_MODEL}")
+def export(run):
+    """Write ``model.tflite`` and ``saved_model/`` into the run's folder; return ``run.json``'s ``export`` entry."""
+    model, source = trained_model(run)
+    serving = Serving(model, run.image_size)
+    target = run.path(SAVED_MODEL)
+    tmp, old = run.path(f"{TEMPORARY}{SAVED_MODEL}"), run.path(f".old-{SAVED_MODEL}")
     for leftover in (tmp, old):
         shutil.rmtree(leftover, ignore_errors=True)
     try:
@@ -80,10 +78,10 @@ def export(run_dir, run):
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["classify_pixels"])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         flatbuffer = converter.convert()
-        tmp_tflite = os.path.join(run_dir, f".tmp-{TFLITE}")
+        tmp_tflite = run.path(f"{TEMPORARY}{TFLITE}")
         with open(tmp_tflite, "wb") as f:
             f.write(flatbuffer)
-        os.replace(tmp_tflite, os.path.join(run_dir, TFLITE))
+        os.replace(tmp_tflite, run.path(TFLITE))
         if os.path.exists(target):
             os.rename(target, old)
         os.rename(tmp, target)
@@ -91,12 +89,10 @@ def export(run_dir, run):
         shutil.rmtree(tmp, ignore_errors=True)
         if os.path.exists(target):  # the previous export goes only once the new one is in place
             shutil.rmtree(old, ignore_errors=True)
-        if os.path.exists(os.path.join(run_dir, f".tmp-{TFLITE}")):
-            os.unlink(os.path.join(run_dir, f".tmp-{TFLITE}"))
+        if os.path.exists(run.path(f"{TEMPORARY}{TFLITE}")):
+            os.unlink(run.path(f"{TEMPORARY}{TFLITE}"))
 
     entry = {"tflite": TFLITE, "saved_model": SAVED_MODEL, "weights": source,
-             "best_epoch": (run.get("best") or {}).get("epoch")}
-    latest = rd.read_run(run_dir)  # re-read: only the export entry is ours to change
-    latest["export"] = entry
-    rd.write_run(run_dir, latest)
+             "best_epoch": (run.best or {}).get("epoch")}
+    run.update(export=entry)  # only the export entry is ours to change
     return entry

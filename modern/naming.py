@@ -1,6 +1,6 @@
 """The naming rule applied to Keras layers: TF1 (name-based) checkpoints in and out of a modern model.
 
-The rule itself lives in ``flowio/checkpoints.py`` (both halves use it): a legacy variable
+The rule itself lives in ``core/checkpoints.py`` (both halves use it): a legacy variable
 ``<model>/<scope path>/<variable>`` is the weight ``<variable'>`` of the layer ``<scope path with "/" ->
 "__">``, ``weights`` / ``biases`` being Keras's ``kernel`` / ``bias``:
 
@@ -16,8 +16,8 @@ they load only into the very same topology and cannot be mapped to TF1 names.
 import numpy as np
 import tf_keras as keras
 
-from flowio import checkpoints
-from flowio.checkpoints import SEP, layer_name, modern_name, scope_name
+from core import checkpoints
+from core.checkpoints import SEP, layer_name, modern_name, scope_name
 
 __all__ = ["SEP", "layer_name", "scope_name", "modern_name", "weight_names", "assign", "load"]
 

@@ -1,40 +1,48 @@
-"""The modern half's model registry: name -> tf_keras builder and default input size (twin: legacy/registry.py).
+"""The modern half's model registry: name -> tf_keras builder (twin: legacy/registry.py).
 
     model = modern.build("jianshu_resnet_50", num_classes=10)   # a tf_keras.Model that returns logits
 
-Models register themselves with ``@register_model(name, input_size, article)``; a name registered twice is a bug
-and raises. The names and sizes are the legacy registry's (a test checks both tables agree).
+The models, their sizes and sources are ``core.models``' table; each family's module registers its builder
+for its rows with ``@register_model(name, ...)``.
+
+Sections, in the same order as the twin: the registry, building.
 """
 
 import tf_keras as keras
 
-from flowio.registry import Registry
+from core import models
 
-_REGISTRY = Registry()  # builders ``fn(num_classes, input_shape, weight_decay) -> tf_keras.Model``
+# --- the registry -----------------------------------------------------------------------------------------
+# builders ``fn(name, num_classes, input_shape, weight_decay, **settings) -> tf_keras.Model``, the settings
+# being the table's for that name
+_REGISTRY = models.Registry("modern")
 register_model = _REGISTRY.register_model
 list_models = _REGISTRY.list_models
-default_input_size = _REGISTRY.default_input_size
-article = _REGISTRY.article
+default_input_size = models.default_input_size
 
+
+# --- building ---------------------------------------------------------------------------------------------
 
 def build(name, num_classes, input_shape=None, weight_decay=None, batch_norm_decay=None, precision="float32",
           **unknown):
     """Build model ``name``; ``input_shape=None`` means ``(S, S, 3)`` at its default size S.
 
     ``weight_decay=None`` means the model's own default (1e-4 for the ResNets, in slim's convention:
-    the coefficient of half the sum of squares); ``batch_norm_decay``, when given, replaces the momentum
-    of every BN layer's moving averages (slim's "decay" is Keras's "momentum"). ``precision`` is a Keras
-    dtype policy (``mixed_bfloat16``, ``mixed_float16``) the layers are built under, except the ``logits``
-    head, which every builder keeps in float32; the global policy is left as it was.
+    the coefficient of half the sum of squares); ``batch_norm_decay``, when given (0 included), replaces the
+    momentum of every BN layer's moving averages (slim's "decay" is Keras's "momentum"). ``precision`` is a
+    Keras dtype policy (``mixed_bfloat16``, ``mixed_float16``) the layers are built under, except the
+    ``logits`` head, which every builder keeps in float32; the global policy is left as it was.
     """
-    fn, size = _REGISTRY.lookup(name)
+    fn, spec = _REGISTRY.lookup(name)
     if unknown:
         raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} for build(); known: num_classes,"
                          " input_shape, weight_decay, batch_norm_decay, precision")
+    size = spec.input_size
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:
-        model = fn(num_classes, input_shape=tuple(input_shape or (size, size, 3)), weight_decay=weight_decay)
+        model = fn(name, num_classes, input_shape=tuple(input_shape or (size, size, 3)), weight_decay=weight_decay,
+                   **spec.settings)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     heads = [layer.compute_dtype for layer in model.submodules

@@ -23,13 +23,13 @@ Where tf_slim's defaults and Keras's differ, the setting is spelled out here:
   ``tf_keras.applications.ResNet50`` puts it on the first unit's 1x1 instead.
 * Depth filling: the article zero-pads channels with ``tf.pad``. In TF 2.21 with oneDNN, a graph with
   Conv2D(bias) -> Add(<- tf.pad) -> ReLU — exactly this unit — segfaults inside oneDNN's graph rewrite
-  (DESIGN §8). ``DepthFilling`` makes the same zeros with ``tf.concat`` instead, which does not crash.
+  (docs/DESIGN.md §8). ``DepthFilling`` makes the same zeros with ``tf.concat`` instead, which does not crash.
 * Initialisation: slim's ``variance_scaling_initializer()`` (factor 2, fan-in, truncated normal with
   stddev sqrt(1.3 * 2 / n)) is close to Keras's ``he_normal`` (sqrt(2 / n) / 0.8796); only training from
   scratch sees the difference.
 
-Sections, in the same order as the twin: depth table, layer settings, shortcut pieces, units, stack, trunk,
-registered builders.
+Sections, in the same order as the twin: the depth table, layer settings, the article's shortcut pieces,
+units, stack, trunk, registered builders.
 """
 
 import tensorflow as tf
@@ -56,7 +56,7 @@ def blocks(depth):
     ]
 
 
-# --- layer settings (what slim's arg scope did) -------------------------------------------------------
+# --- layer settings (what slim's arg scope sets) ------------------------------------------------------
 
 def conv2d_same(x, filters, kernel, stride, name, weight_decay, use_bias):
     """slim's ``conv2d_same``: SAME padding at stride 1; explicit (k-1)//2-before padding + VALID otherwise."""
@@ -177,24 +177,13 @@ def resnet(name, blocks, unit_fn, num_classes, input_shape, weight_decay, stem_b
 
 # --- registered builders ------------------------------------------------------------------------------
 
-JIANSHU = "002: the Jianshu pipeline's ResNet (zero-padding shortcuts)"
-SLIM = "tf_slim nets/resnet_v1.py (the canonical slim ResNet)"
+@register_model("jianshu_resnet_50", "jianshu_resnet_101", "jianshu_resnet_152")
+def jianshu_resnet(name, num_classes, input_shape=(224, 224, 3), weight_decay=None, *, depth):
+    return resnet(name, blocks(depth), jianshu_bottleneck, num_classes, input_shape,
+                  DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, stem_batch_norm=False, postnorm=True)
 
 
-def _register(depth):
-    def jianshu(num_classes, input_shape=(224, 224, 3), weight_decay=None):
-        return resnet(f"jianshu_resnet_{depth}", blocks(depth), jianshu_bottleneck, num_classes, input_shape,
-                      DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay,
-                      stem_batch_norm=False, postnorm=True)
-
-    def v1(num_classes, input_shape=(224, 224, 3), weight_decay=None):
-        return resnet(f"resnet_v1_{depth}", blocks(depth), bottleneck_v1, num_classes, input_shape,
-                      DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay,
-                      stem_batch_norm=True, postnorm=False)
-
-    register_model(f"jianshu_resnet_{depth}", 224, JIANSHU)(jianshu)
-    register_model(f"resnet_v1_{depth}", 224, SLIM)(v1)
-
-
-for _depth in UNITS:
-    _register(_depth)
+@register_model("resnet_v1_50", "resnet_v1_101", "resnet_v1_152")
+def resnet_v1(name, num_classes, input_shape=(224, 224, 3), weight_decay=None, *, depth):
+    return resnet(name, blocks(depth), bottleneck_v1, num_classes, input_shape,
+                  DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, stem_batch_norm=True, postnorm=False)

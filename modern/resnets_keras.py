@@ -191,22 +191,23 @@ def resnet50_keras(num_classes, input_shape, weight_decay):
 
 # --- registered builders ------------------------------------------------------------------------------
 
-def _subclassed(model_class, name, num_classes, input_shape, weight_decay):
-    model = model_class(num_classes, weight_decay=weight_decay or 0.0, name=name)
+def subclassed(model_class, name, num_classes, input_shape, weight_decay):
+    """A subclassed model of the article, built for ``input_shape``; no weight decay unless asked."""
+    model = model_class(num_classes, weight_decay=0.0 if weight_decay is None else weight_decay, name=name)
     model.build((None, *input_shape))
     return model
 
 
-@register_model("resnet18_cifar", 32, "000: subclassed Keras ResNet-18 for CIFAR-10")
-def _resnet18_cifar(num_classes, input_shape=(32, 32, 3), weight_decay=None):
-    return _subclassed(ResNet18Cifar, "resnet18_cifar", num_classes, input_shape, weight_decay)
+@register_model("resnet18_cifar")
+def _resnet18_cifar(name, num_classes, input_shape=(32, 32, 3), weight_decay=None):
+    return subclassed(ResNet18Cifar, name, num_classes, input_shape, weight_decay)
 
 
-@register_model("resnet18", 32, "004: layers.Layer BasicBlock ResNet-18")
-def _resnet18(num_classes, input_shape=(32, 32, 3), weight_decay=None):
-    return _subclassed(ResNet18, "resnet18", num_classes, input_shape, weight_decay)
+@register_model("resnet18")
+def _resnet18(name, num_classes, input_shape=(32, 32, 3), weight_decay=None):
+    return subclassed(ResNet18, name, num_classes, input_shape, weight_decay)
 
 
-@register_model("resnet50_keras", 64, "003: Keras identity / convolutional blocks, 64x64")
-def _resnet50_keras(num_classes, input_shape=(64, 64, 3), weight_decay=None):
-    return resnet50_keras(num_classes, input_shape, weight_decay or 0.0)
+@register_model("resnet50_keras")
+def _resnet50_keras(name, num_classes, input_shape=(64, 64, 3), weight_decay=None):
+    return resnet50_keras(num_classes, input_shape, 0.0 if weight_decay is None else weight_decay)

@@ -16,7 +16,7 @@ What each piece of the legacy loop became:
   before the first step;
 * resuming from ``global_step`` -> ``BackupAndRestore`` (``EpochAlignedBackup``). With a step ``save_freq`` it
   restores the weights, the optimizer and the step, but restarts the data iterator at the first batch: we read
-  the step it saved and start the dataset there (``initial_step``), so no batch is seen twice (DESIGN §8);
+  the step it saved and start the dataset there (``initial_step``), so no batch is seen twice (docs/DESIGN.md §8);
 * a Python loop of ``sess.run`` -> ``fit`` with ``steps_per_execution``, so Python is not between every two
   steps;
 * FileWriter summaries -> the ``TensorBoard`` callback (tags ``epoch_loss``, ``epoch_accuracy``,
@@ -27,7 +27,8 @@ What each piece of the legacy loop became:
   ``TF_CONFIG`` describes a cluster (every worker runs train.py; the chief writes the run directory, the others
   a scratch copy; the batch size is the global one), ``MirroredStrategy`` when more than one GPU is visible.
 
-Sections, in the same order as the twin: counters, input, model and loss, checkpoints, the loop.
+Sections, in the same order as the twin: counters, input, devices, model and loss, checkpoints, the loop,
+prediction.
 """
 
 import os
@@ -39,20 +40,17 @@ import tf_keras as keras
 
 import flowio
 import modern
-from flowio import checkpoints
-from flowio import run_dir as rd
+from core import checkpoints
+from core.errors import UserError
+from core.run_dir import LOGS, MODERN_BACKUP, MODERN_BEST, MODERN_FINAL, MODERN_LAST, TEMPORARY
 from modern import naming
 
-BACKUP = "backup"
-# last.keras: the whole model with its optimizer, to continue training or to take elsewhere;
-# best.h5: the weights alone, keyed by layer name (Keras's HDF5 format), which load in a second (a .keras
-# file of this size takes 10-45 s). Not "best.weights.h5": tf_keras writes that one keyed by class and
-# order ("conv2d_17"), which no other program can map to TF1 names.
-LAST, BEST = "last.keras", checkpoints.MODERN_WEIGHTS
-# A multi-worker run: Keras's callbacks save on the chief only, and reading the weights is collective (every
-# worker must take part), so every worker writes the weights it ended with, by name, into its copy of the run.
-FINAL = "final.h5"
-LOGS = "logs"
+# MODERN_LAST (last.keras): the whole model with its optimizer, to continue training or to take elsewhere;
+# MODERN_BEST (best.h5): the weights alone, keyed by layer name (Keras's HDF5 format), which load in a second (a
+# .keras file of this size takes 10-45 s). Not "best.weights.h5": tf_keras writes that one keyed by class and
+# order ("conv2d_17"), which no other program can map to TF1 names. MODERN_FINAL (final.h5): in a multi-worker
+# run Keras's callbacks save on the chief only, and reading the weights is collective (every worker must take
+# part), so every worker writes the weights it ended with, by name, into its copy of the run.
 
 
 # --- counters -----------------------------------------------------------------------------------------
@@ -76,27 +74,16 @@ def backed_up_step(backup_dir, steps_per_epoch):
     return epoch * steps_per_epoch + batch + 1 if batch >= 0 else (epoch + 1) * steps_per_epoch
 
 
-_STRATEGY = []
-# tf.distribute's names for them (MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy)
-STRATEGY_NAMES = {tf.distribute.MultiWorkerMirroredStrategy: "MultiWorkerMirroredStrategy",
-                  tf.distribute.MirroredStrategy: "MirroredStrategy"}
+# --- input ----------------------------------------------------------------------------------------------
 
-
-def strategy():
-    """The process's distribution strategy, made on the first call.
-
-    With ``TF_CONFIG`` it is ``MultiWorkerMirroredStrategy``, which must exist before TensorFlow runs anything:
-    train.py asks for it right after importing TensorFlow. ``strategy().extended.should_checkpoint`` is True
-    on the one worker that writes the run (the chief; the only one without a cluster).
-    """
-    if not _STRATEGY:
-        if os.environ.get("TF_CONFIG"):
-            _STRATEGY.append(tf.distribute.MultiWorkerMirroredStrategy())
-        elif len(tf.config.list_logical_devices("GPU")) > 1:
-            _STRATEGY.append(tf.distribute.MirroredStrategy())
-        else:
-            _STRATEGY.append(tf.distribute.get_strategy())
-    return _STRATEGY[0]
+def inputs(run, records_dir, start):
+    """``(train_data, val_data)``: training batches from global step ``start`` on (augmented, seeded, the
+    epochs' order fixed, repeating), and the validation batches in order; each sharded for the strategy."""
+    h = run.hyper
+    train_data = flowio.dataset(records_dir, "train", run.image_size, h.batch_size, training=True, flip=h.flip,
+                                seed=h.seed, repeat=True, drop_remainder=True, initial_step=start)
+    val_data = flowio.dataset(records_dir, "validation", run.image_size, h.batch_size)
+    return sharded(train_data), sharded(val_data)
 
 
 def sharded(dataset):
@@ -108,7 +95,83 @@ def sharded(dataset):
     return dataset.with_options(options)
 
 
-# --- the loop ------------------------------------------------------------------------------------------
+# --- devices --------------------------------------------------------------------------------------------
+
+_STRATEGY = []
+# tf.distribute's names for them (MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy)
+STRATEGY_NAMES = {tf.distribute.MultiWorkerMirroredStrategy: "MultiWorkerMirroredStrategy",
+                  tf.distribute.MirroredStrategy: "MirroredStrategy"}
+
+
+def strategy():
+    """The process's distribution strategy, made on the first call.
+
+    With ``TF_CONFIG`` it is ``MultiWorkerMirroredStrategy``, which must exist before TensorFlow runs anything:
+    train.py asks for it (``is_chief``) right after importing TensorFlow. ``strategy().extended.should_checkpoint``
+    is True on the one worker that writes the run (the chief; the only one without a cluster).
+    """
+    if not _STRATEGY:
+        if os.environ.get("TF_CONFIG"):
+            _STRATEGY.append(tf.distribute.MultiWorkerMirroredStrategy())
+        elif len(tf.config.list_logical_devices("GPU")) > 1:
+            _STRATEGY.append(tf.distribute.MirroredStrategy())
+        else:
+            _STRATEGY.append(tf.distribute.get_strategy())
+    return _STRATEGY[0]
+
+
+def is_chief():
+    """Whether this process writes the run (the chief of a ``TF_CONFIG`` cluster, or the only process)."""
+    try:
+        return strategy().extended.should_checkpoint
+    except ValueError as err:
+        raise UserError(f"TF_CONFIG: {err}") from None
+
+
+# --- model and loss ----------------------------------------------------------------------------------
+
+def compiled_model(run, steps_per_epoch, steps_per_execution=1):
+    """The model of ``run``, compiled: SGD with momentum on ``ExponentialDecay`` (staircase, one decay per epoch),
+    the cross-entropy on logits (``fit`` adds the layers' regularization losses), accuracy."""
+    h = run.hyper
+    model = modern.build(run.model, run.num_classes, input_shape=(run.image_size, run.image_size, 3),
+                         weight_decay=h.weight_decay, batch_norm_decay=h.batch_norm_decay, precision=h.precision)
+    schedule = keras.optimizers.schedules.ExponentialDecay(h.lr, decay_steps=steps_per_epoch,
+                                                           decay_rate=h.lr_decay_per_epoch, staircase=True)
+    model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=h.momentum),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                  steps_per_execution=steps_per_execution)
+    return model
+
+
+def initialise(model, run, init_from):
+    """Fine-tuning: the weights outside ``init_from["exclude_scopes"]`` from ``init_from["checkpoint"]``."""
+    values, source = checkpoints.read(init_from["checkpoint"], run.model)
+    restored = naming.assign(model, values, init_from["exclude_scopes"], source)
+    run.init_from = {**init_from, "source": source, "restored": len(restored),
+                     "initialised": len(naming.weight_names(model)) - len(restored)}
+
+
+def training_model(run, start, steps_per_epoch, executed, init_from):
+    """``(model, initial_epoch, start)`` under the strategy: a complete run continued with a larger --epochs takes
+    its weights and optimizer from last.keras; any other a new compiled model (fine-tuned when it starts at
+    step 0), which BackupAndRestore then restores when there is a backup."""
+    done_epochs = len(run.epochs)
+    with strategy().scope():
+        if start == 0 and done_epochs and os.path.exists(run.path(MODERN_LAST)):
+            model = keras.models.load_model(run.path(MODERN_LAST))
+            start = done_epochs * steps_per_epoch
+            run.resumed_from_steps.append(start)
+            run.save()
+            return model, done_epochs, start
+        model = compiled_model(run, steps_per_epoch, executed)
+        if start == 0 and init_from:
+            initialise(model, run, init_from)
+    return model, 0, start  # BackupAndRestore overrides the initial epoch when it restores a backup
+
+
+# --- checkpoints ----------------------------------------------------------------------------------------
 
 class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):
     """``ModelCheckpoint`` that writes under a temporary name and renames, as Saver does: Keras writes
@@ -117,7 +180,7 @@ class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):
 
     def _save_handler(self, filepath):
         folder, name = os.path.split(filepath)
-        tmp = os.path.join(folder, f".tmp-{name}")
+        tmp = os.path.join(folder, f"{TEMPORARY}{name}")
         try:
             super()._save_handler(tmp)
             os.replace(tmp, filepath)
@@ -153,12 +216,66 @@ class EpochAlignedBackup(keras.callbacks.BackupAndRestore):
         self._backup(epoch=epoch)
 
 
+def write_weights(run, values, source):
+    """A converted run's checkpoint: ``values`` assigned by name into the model and saved as the run's best.h5;
+    returns how many weights it holds."""
+    model = modern.build(run.model, run.num_classes, input_shape=(run.image_size, run.image_size, 3))
+    naming.assign(model, values, source=source)
+    model.save_weights(run.path(MODERN_BEST))
+    return len(naming.weight_names(model))
+
+
+def callbacks(run, steps_per_epoch, executed):
+    """Saver (last, best), FileWriter, run.json and BackupAndRestore as callbacks, in the order they must run."""
+    best = run.best["val_accuracy"] if run.best else None
+    return [
+        AtomicCheckpoint(run.path(MODERN_LAST)),
+        AtomicCheckpoint(run.path(MODERN_BEST), monitor="val_accuracy", mode="max", save_best_only=True,
+                         save_weights_only=True, initial_value_threshold=best),
+        keras.callbacks.TensorBoard(run.path(LOGS), write_graph=False),
+        RecordEpochs(run),
+        EpochAlignedBackup(run.path(MODERN_BACKUP), run.hyper.save_every // executed, steps_per_epoch),
+    ]
+
+
+# --- the loop ------------------------------------------------------------------------------------------
+
+def train(run, records_dir, progress=True, init_from=None):
+    """Train (or resume) ``run`` (its run.json record, updated as epochs end) on the records in ``records_dir``.
+
+    ``init_from`` (``{"checkpoint": path, "exclude_scopes": [...]}``) sets the first weights of a run that
+    starts at step 0.
+    """
+    h = run.hyper
+    steps_per_epoch = flowio.steps_per_epoch(records_dir, "train", h.batch_size, drop_remainder=True)
+    val_steps = flowio.steps_per_epoch(records_dir, "validation", h.batch_size)
+    start = backed_up_step(run.path(MODERN_BACKUP), steps_per_epoch)
+    if start:
+        run.resumed_from_steps.append(start)
+        run.save()  # said at once: this attempt may be killed before its first epoch ends
+    keras.utils.set_random_seed(h.seed)
+    executed = steps_per_execution(h.save_every, steps_per_epoch)
+    model, initial_epoch, start = training_model(run, start, steps_per_epoch, executed, init_from)
+    train_data, val_data = inputs(run, records_dir, start)
+    distribute = strategy()
+    run.distribute = {"strategy": STRATEGY_NAMES.get(type(distribute), "default"),
+                      "replicas": distribute.num_replicas_in_sync}
+    model.fit(train_data, epochs=h.epochs, steps_per_epoch=steps_per_epoch, initial_epoch=initial_epoch,
+              validation_data=val_data, validation_steps=val_steps, callbacks=callbacks(run, steps_per_epoch, executed),
+              verbose=1 if progress and sys.stdout.isatty() else 2)
+    if isinstance(distribute, tf.distribute.MultiWorkerMirroredStrategy):
+        model.save_weights(run.path(MODERN_FINAL))
+    if os.path.isdir(run.path(MODERN_BACKUP)) and not os.listdir(run.path(MODERN_BACKUP)):
+        os.rmdir(run.path(MODERN_BACKUP))  # what a multi-worker BackupAndRestore leaves
+    return model
+
+
 class RecordEpochs(keras.callbacks.Callback):
     """Writes each epoch's metrics into run.json (and curves.png), as legacy's loop does by hand."""
 
-    def __init__(self, run_dir, run, steps_per_epoch):
+    def __init__(self, run):
         super().__init__()
-        self.run_dir, self.run, self.steps_per_epoch = run_dir, run, steps_per_epoch
+        self.run = run
 
     def on_epoch_end(self, epoch, logs=None):
         lr = self.model.optimizer.learning_rate
@@ -167,14 +284,14 @@ class RecordEpochs(keras.callbacks.Callback):
         metrics = {"epoch": epoch + 1, "step": step,
                    "lr": float(keras.backend.get_value(lr(step - 1) if callable(lr) else lr)),
                    **{k: float(logs[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy")}}
-        rd.record_epoch(self.run_dir, self.run, metrics)
+        self.run.record_epoch(metrics)
 
 
 def steps_per_execution(save_every, steps_per_epoch):
     """Training steps ``fit`` runs per call into its ``tf.function`` (``compile(steps_per_execution=...)``).
 
     Plain ``fit`` returns to Python after every step to run the callbacks and sync the metrics; several steps
-    per call save that (measured here: 1% on jianshu_resnet_50 at 224x224, 3% at 32x32; DESIGN §8's 30% turned
+    per call save that (measured here: 1% on jianshu_resnet_50 at 224x224, 3% at 32x32; docs/DESIGN.md §8's 30% turned
     out to be the tf.data wait that ``flowio.reader.NO_AUTOTUNE_THREAD`` removes). Batch callbacks then see one
     call per execution, so the value divides ``--save-every`` and BackupAndRestore still saves every ``save_every``
     steps (``fit`` cuts the last execution of an epoch short by itself). A multi-step function costs one more
@@ -185,96 +302,17 @@ def steps_per_execution(save_every, steps_per_epoch):
     return next(n for n in (8, 4, 2, 1) if save_every % n == 0 and (n == 1 or 4 * n <= steps_per_epoch))
 
 
-def compiled_model(run, steps_per_epoch, steps_per_execution=1):
-    h = run["hyper"]
-    model = modern.build(run["model"], run["num_classes"], input_shape=(run["image_size"], run["image_size"], 3),
-                         weight_decay=h["weight_decay"], batch_norm_decay=h["batch_norm_decay"],
-                         precision=h["precision"])
-    schedule = keras.optimizers.schedules.ExponentialDecay(h["lr"], decay_steps=steps_per_epoch,
-                                                           decay_rate=h["lr_decay_per_epoch"], staircase=True)
-    model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=h["momentum"]),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                  steps_per_execution=steps_per_execution)
-    return model
-
-
-def initialise(model, run, init_from):
-    """Fine-tuning: the weights outside ``init_from["exclude_scopes"]`` from ``init_from["checkpoint"]``."""
-    values, source = checkpoints.read(init_from["checkpoint"], run["model"])
-    restored = naming.assign(model, values, init_from["exclude_scopes"], source)
-    run["init_from"] = {**init_from, "source": source, "restored": len(restored),
-                        "initialised": len(naming.weight_names(model)) - len(restored)}
-
-
-def train(run_dir, run, records_dir, progress=True, init_from=None):
-    """Train (or resume) the run in ``run_dir``; ``run`` is its run.json, updated as epochs end.
-
-    ``init_from`` (``{"checkpoint": path, "exclude_scopes": [...]}``) sets the first weights of a run that
-    starts at step 0.
-    """
-    h = run["hyper"]
-    size, batch = run["image_size"], h["batch_size"]
-    steps_per_epoch = flowio.steps_per_epoch(records_dir, "train", batch, drop_remainder=True)
-    backup = os.path.join(run_dir, BACKUP)
-    done_epochs = len(run["epochs"])
-    start = backed_up_step(backup, steps_per_epoch)
-    if start:
-        run["resumed_from_steps"].append(start)
-        rd.write_run(run_dir, run)  # said at once: this attempt may be killed before its first epoch ends
-    keras.utils.set_random_seed(h["seed"])
-
-    initial_epoch = 0  # BackupAndRestore overrides it when it restores a backup
-    executed = steps_per_execution(h["save_every"], steps_per_epoch)
-    distribute = strategy()
-    with distribute.scope():
-        if start == 0 and done_epochs and os.path.exists(os.path.join(run_dir, LAST)):
-            # a complete run continued with a larger --epochs: weights and optimizer from last.keras
-            model = keras.models.load_model(os.path.join(run_dir, LAST))
-            initial_epoch, start = done_epochs, done_epochs * steps_per_epoch
-            run["resumed_from_steps"].append(start)
-            rd.write_run(run_dir, run)
-        else:
-            model = compiled_model(run, steps_per_epoch, executed)
-            if start == 0 and init_from:
-                initialise(model, run, init_from)
-
-    train_data = sharded(flowio.dataset(records_dir, "train", size, batch, training=True, flip=h["flip"],
-                                        seed=h["seed"], repeat=True, drop_remainder=True, initial_step=start))
-    val_data = sharded(flowio.dataset(records_dir, "validation", size, batch))
-    best = run["best"]["val_accuracy"] if run["best"] else None
-    callbacks = [
-        AtomicCheckpoint(os.path.join(run_dir, LAST)),
-        AtomicCheckpoint(os.path.join(run_dir, BEST), monitor="val_accuracy", mode="max",
-                         save_best_only=True, save_weights_only=True, initial_value_threshold=best),
-        keras.callbacks.TensorBoard(os.path.join(run_dir, LOGS), write_graph=False),
-        RecordEpochs(run_dir, run, steps_per_epoch),
-        EpochAlignedBackup(backup, h["save_every"] // executed, steps_per_epoch),
-    ]
-    run["distribute"] = {"strategy": STRATEGY_NAMES.get(type(distribute), "default"),
-                         "replicas": distribute.num_replicas_in_sync}
-    model.fit(train_data, epochs=h["epochs"], steps_per_epoch=steps_per_epoch,
-              initial_epoch=initial_epoch, validation_steps=flowio.steps_per_epoch(records_dir, "validation", batch),
-              validation_data=val_data, callbacks=callbacks, verbose=1 if progress and sys.stdout.isatty() else 2)
-    if isinstance(distribute, tf.distribute.MultiWorkerMirroredStrategy):
-        model.save_weights(os.path.join(run_dir, FINAL))
-    if os.path.isdir(backup) and not os.listdir(backup):  # what a multi-worker BackupAndRestore leaves
-        os.rmdir(backup)
-    return model
-
-
 # --- prediction (evaluate.py, use_model.py) -------------------------------------------------------------
 
 class Predictor:
     """``predictor(images float32 [N, S, S, 3]) -> logits [N, C]`` from a run's best (else last) weights."""
 
-    def __init__(self, run_dir, run):
-        path = next((p for p in (os.path.join(run_dir, BEST), os.path.join(run_dir, LAST)) if os.path.exists(p)),
-                    None)
+    def __init__(self, run):
+        path = next((p for p in (run.path(MODERN_BEST), run.path(MODERN_LAST)) if os.path.exists(p)), None)
         if path is None:
-            raise flowio.UserError(f"{run_dir}: no checkpoint ({BEST} or {LAST}); train it first")
-        size = run["image_size"]
-        self.model = modern.build(run["model"], run["num_classes"], input_shape=(size, size, 3))
+            raise UserError(f"{run.folder}: no checkpoint ({MODERN_BEST} or {MODERN_LAST}); train it first")
+        size = run.image_size
+        self.model = modern.build(run.model, run.num_classes, input_shape=(size, size, 3))
         if path.endswith(".h5"):
             naming.load(self.model, path)  # by name, every weight checked
         else:

@@ -4,20 +4,24 @@ SRC is a run directory of either half, a TF1 name-based checkpoint (a Saver pref
 ``model.ckpt-1200``, or the folder holding it) — one of a legacy run, or one written by ``tf_slim.nets``
 itself — or a modern ``.h5`` weights file. The result is a run directory of the other half (``--to``) that
 evaluate.py and use_model.py accept, and that train.py fine-tunes from with ``--init-from``. Variables map by
-name (flowio/checkpoints.py); a variable missing, left over or of another shape is an error that lists them.
+name (core/checkpoints.py); a variable missing, left over or of another shape is an error that lists them.
 The model, the number of classes, the labels and the image size come from SRC's run.json when it has one, and
 otherwise from the flags (the model and the number of classes are read from a TF1 checkpoint when not given).
 """
 
 import argparse
+import importlib
 import os
-import shutil
 import sys
+from types import SimpleNamespace
 
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from flowio.errors import UserError, run_cli  # noqa: E402
-from flowio.run_dir import IMPLS  # noqa: E402
+from core import checkpoints  # noqa: E402
+from core import models  # noqa: E402
+from core import run_dir as rd  # noqa: E402
+from core.errors import UserError, run_cli  # noqa: E402
+from core.run_dir import IMPLS  # noqa: E402
 
 
 def parse_args(argv):
@@ -50,108 +54,57 @@ def read_labels(path):
     return lines
 
 
-def describe(args, values, source_run, registry):
-    """``(model, num_classes, labels, image_size, preprocessing)`` from the flags, SRC's run.json and values."""
+def describe(args, values, source_run, half):
+    """``(model, labels, image_size, preprocessing)`` from the flags, SRC's run.json and the checkpoint's values."""
     import flowio
-    from flowio import checkpoints
-    model = args.model or (source_run or {}).get("model")
+    source_run = source_run or SimpleNamespace(model=None, num_classes=None, labels=None, image_size=None,
+                                               preprocessing=None)
+    model = args.model or source_run.model
     if model is None:
-        known = [m for m in checkpoints.models_in(values) if m in registry.list_models()]
+        known = [m for m in checkpoints.models_in(values) if m in half.list_models()]
         if len(known) != 1:
             raise UserError(f"{args.src}: cannot tell the model (scopes: {', '.join(checkpoints.models_in(values))});"
                             " give --model")
         model = known[0]
-    if model not in registry.list_models():
+    if model not in half.list_models():
         raise UserError(f"--model {model}: not a registered model (see train.py --list-models)")
-    if source_run and source_run["model"] != model:
-        raise UserError(f"{args.src} holds a {source_run['model']} run, not {model}")
+    if source_run.model not in (None, model):
+        raise UserError(f"{args.src} holds a {source_run.model} run, not {model}")
     head = values.get(f"{model}/logits/weights")  # [1, 1, features, classes] in slim's nets
-    num_classes = args.num_classes or (source_run or {}).get("num_classes") or (
-        head.shape[-1] if head is not None else None)
+    num_classes = args.num_classes or source_run.num_classes or (head.shape[-1] if head is not None else None)
     if not num_classes:
         raise UserError(f"{args.src}: cannot tell the number of classes; give --num-classes")
-    labels = (read_labels(args.labels) if args.labels else (source_run or {}).get("labels")
-              or [str(i) for i in range(num_classes)])
+    labels = read_labels(args.labels) if args.labels else source_run.labels or [str(i) for i in range(num_classes)]
     if len(labels) != num_classes:
         raise UserError(f"{len(labels)} labels for a model of {num_classes} classes; give --labels with"
                         f" {num_classes} names")
-    size = args.image_size or (source_run or {}).get("image_size") or registry.default_input_size(model)
-    if size < 32:
-        raise UserError(f"--image-size {size}: must be at least 32")
-    preprocessing = (source_run or {}).get("preprocessing") or flowio.preprocessing_spec(size, flip=False)
-    return model, int(num_classes), labels, size, preprocessing
-
-
-def write_modern(out, model_name, num_classes, size, values, source):
-    import modern
-    from modern import naming
-    model = modern.build(model_name, num_classes, input_shape=(size, size, 3))
-    naming.assign(model, values, source=source)
-    from modern.train import BEST
-    model.save_weights(os.path.join(out, BEST))
-    return len(naming.weight_names(model))
-
-
-def write_legacy(out, model_name, num_classes, size, values, source):
-    from flowio import checkpoints
-    import legacy
-    from legacy.slim_compat import tf
-    from legacy.train import CKPT_BEST
-    graph = tf.Graph()
-    with graph.as_default():
-        legacy.build(model_name, tf.placeholder(tf.float32, [None, size, size, 3]), num_classes, is_training=False)
-        variables = {v.op.name: v for v in tf.global_variables()}
-        chosen = checkpoints.select({n: v.shape.as_list() for n, v in variables.items()}, values, model_name,
-                                    source=source)
-        tf.train.get_or_create_global_step()
-        saver = tf.train.Saver(save_relative_paths=True)  # the folder is renamed once written
-        with tf.Session(graph=graph) as sess:
-            sess.run(tf.global_variables_initializer())
-            for name, value in chosen.items():
-                variables[name].load(value, sess)
-            os.makedirs(os.path.join(out, CKPT_BEST))
-            saver.save(sess, os.path.join(out, CKPT_BEST, "model.ckpt"), global_step=0, write_meta_graph=False)
-    return len(chosen)
+    size = args.image_size or source_run.image_size or models.default_input_size(model)
+    if size < models.spec(model).min_size:
+        raise UserError(f"--image-size {size}: {model} needs at least {models.spec(model).min_size}")
+    preprocessing = source_run.preprocessing or flowio.preprocessing_spec(size, flip=False)
+    return model, labels, size, preprocessing
 
 
 def main(argv=None):
     args = parse_args(argv)
     if os.path.exists(args.out) and (not os.path.isdir(args.out) or os.listdir(args.out)):
         raise UserError(f"--out {args.out}: exists and is not an empty folder; choose a new one")
-    from flowio.quiet_tf import quiet_tensorflow
+    from core.quiet import quiet_tensorflow
     quiet_tensorflow()
-    import importlib
-
-    from flowio import checkpoints
-    from flowio import run_dir as rd
-    source_run = rd.read_run(args.src) if os.path.isdir(args.src) else None
-    source_impl = source_run["impl"] if source_run else ("modern" if args.src.endswith(".h5") else "legacy")
+    source_run = rd.Run.read(args.src) if os.path.isdir(args.src) else None
+    source_impl = source_run.impl if source_run else ("modern" if args.src.endswith(".h5") else "legacy")
     to = args.to or ("legacy" if source_impl == "modern" else "modern")
-    values, source = checkpoints.read(args.src, args.model or (source_run or {}).get("model"))
-    registry = importlib.import_module(to)
-    model, num_classes, labels, size, preprocessing = describe(args, values, source_run, registry)
-
-    parent = os.path.dirname(os.path.abspath(args.out))
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(os.path.abspath(args.out))}.converting-{os.getpid()}")
-    try:
-        os.makedirs(tmp)
-        write = write_modern if to == "modern" else write_legacy
-        count = write(tmp, model, num_classes, size, values, source)
+    values, source = checkpoints.read(args.src, args.model or (source_run.model if source_run else None))
+    half = importlib.import_module(to)
+    model, labels, size, preprocessing = describe(args, values, source_run, half)
+    with rd.created(args.out) as tmp:
+        run = rd.converted(tmp, to, model, labels, size, preprocessing,
+                           {"source": source, "path": os.path.abspath(args.src), "impl": source_impl})
+        count = importlib.import_module(f"{to}.train").write_weights(run, values, source)
+        run.converted_from["variables"] = count
         rd.write_labels(tmp, labels)
-        rd.write_run(tmp, {
-            "impl": to, "model": model, "num_classes": num_classes, "labels": labels, "image_size": size,
-            "data": None, "preprocessing": preprocessing, "hyper": None, "init_from": None,
-            "converted_from": {"source": source, "path": os.path.abspath(args.src), "impl": source_impl,
-                               "variables": count},
-            "epochs": [], "best": None, "resumed_from_steps": [], "state": "converted",
-        })
-        if os.path.isdir(args.out):
-            os.rmdir(args.out)
-        os.replace(tmp, args.out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"convert_checkpoint: {source} -> {to} run {args.out} ({model}, {num_classes} classes, {count} variables)")
+        run.save()
+    print(f"convert_checkpoint: {source} -> {to} run {args.out} ({model}, {len(labels)} classes, {count} variables)")
     return 0
 
 

@@ -13,7 +13,8 @@ import sys
 
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from flowio.errors import run_cli  # noqa: E402
+from core import run_dir as rd  # noqa: E402
+from core.errors import run_cli  # noqa: E402
 
 
 def parse_args(argv):
@@ -24,14 +25,13 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    from flowio import run_dir as rd
-    run_dir, run = rd.resolve_run_dir(args.run_dir)
-    from flowio.quiet_tf import quiet_tensorflow
+    run = rd.resolve(args.run_dir)
+    from core.quiet import quiet_tensorflow
     quiet_tensorflow()
     from modern.export import export
-    entry = export(run_dir, run)
-    size = os.path.getsize(os.path.join(run_dir, entry["tflite"]))
-    print(f"export: {run_dir}: {entry['tflite']} ({size / 2**20:.1f} MiB) and {entry['saved_model']}/ from"
+    entry = export(run)
+    size = os.path.getsize(run.path(entry["tflite"]))
+    print(f"export: {run.folder}: {entry['tflite']} ({size / 2**20:.1f} MiB) and {entry['saved_model']}/ from"
           f" {entry['weights']}")
     return 0
 

@@ -12,7 +12,7 @@ import sys
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from flowio.convert import convert  # noqa: E402
-from flowio.errors import run_cli  # noqa: E402
+from core.errors import run_cli  # noqa: E402
 
 
 def parse_args(argv):

@@ -12,7 +12,8 @@ import sys
 
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from flowio.errors import UserError, run_cli  # noqa: E402
+from core import models  # noqa: E402
+from core.errors import UserError, run_cli  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN, END = "<!-- models -->", "<!-- /models -->"
@@ -30,19 +31,19 @@ def parse_args(argv):
 
 def table(count=None):
     """The markdown table; ``count(name)`` gives a model's parameters (default: build it, count at 10 classes)."""
-    import modern
-    count = count or (lambda name: modern.build(name, 10).count_params())
+    if count is None:
+        import modern
+        count = lambda name: modern.build(name, 10).count_params()  # noqa: E731
     rows = ["| model | parameters (10 classes) | default input | from |", "|---|---:|---:|---|"]
-    for name in modern.list_models():
-        size = modern.default_input_size(name)
-        params = count(name)
-        rows.append(f"| `{name}` | {params:,} | {size}x{size} | {modern.article(name)} |")
+    for name in models.list_models():
+        spec = models.spec(name)
+        rows.append(f"| `{name}` | {count(name):,} | {spec.input_size}x{spec.input_size} | {spec.source} |")
     return "\n".join(rows)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    from flowio.quiet_tf import quiet_tensorflow
+    from core.quiet import quiet_tensorflow
     quiet_tensorflow()
     text = table()
     if not (args.write or args.check):

@@ -13,6 +13,7 @@ installed, else tf. Both decode with Pillow, which equals TensorFlow's JPEG deco
 """
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -21,7 +22,9 @@ sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-from flowio.errors import UserError, run_cli  # noqa: E402
+from core import lite  # noqa: E402
+from core import run_dir as rd  # noqa: E402
+from core.errors import UserError, run_cli  # noqa: E402
 
 BATCH = 32
 
@@ -58,35 +61,33 @@ def softmax(logits):
     return z / z.sum(axis=1, keepdims=True)
 
 
-def backend(args, run_dir, run):
+def backend(args, run):
     """``(name, predictor, load)``: ``predictor(batch) -> probabilities``, ``load(path) -> one batch element``."""
-    from flowio import lite
-    tflite = lite.model_path(run_dir, run)
+    from flowio.images import load_image
+    tflite = lite.model_path(run)
     if args.backend == "litert":
         if not os.path.exists(tflite):
-            raise UserError(f"{run_dir}: no model.tflite; make it with scripts/export.py {run_dir}")
+            raise UserError(f"{run.folder}: no model.tflite; make it with scripts/export.py {run.folder}")
         if not lite.installed():
             raise UserError("--backend litert: the ai-edge-litert package is not installed (pip install"
                             " ai-edge-litert), or use --backend tf")
-    if args.backend == "litert" or (args.backend == "auto" and lite.installed() and lite.current(run_dir, run)):
-        return "litert", lite.LitePredictor(tflite), lite.load_image
-    from flowio import run_dir as rd
-    from flowio.quiet_tf import quiet_tensorflow
+    if args.backend == "litert" or (args.backend == "auto" and lite.installed() and lite.current(run)):
+        return "litert", lite.LitePredictor(tflite), load_image
+    from core.quiet import quiet_tensorflow
     quiet_tensorflow()
     import flowio
-    model, size = rd.predictor(run_dir, run), run["image_size"]
+    model = importlib.import_module(f"{run.impl}.train").Predictor(run)
     return ("tf", lambda images: softmax(model(images)),
-            lambda path: flowio.preprocess(flowio.load_image(path), size).numpy())
+            lambda path: flowio.preprocess(load_image(path), run.image_size).numpy())
 
 
 def main(argv=None):
     args = parse_args(argv)
-    from flowio import run_dir as rd
-    run_dir, run = rd.resolve_run_dir(args.run_dir)
+    run = rd.resolve(args.run_dir)
     if args.top_k < 1:
         raise UserError(f"--top-k {args.top_k}: must be at least 1")
-    k = min(args.top_k, run["num_classes"])
-    name, predict, load = backend(args, run_dir, run)
+    k = min(args.top_k, run.num_classes)
+    name, predict, load = backend(args, run)
 
     results, errors = [], []
     pending_paths, pending_images = [], []
@@ -97,11 +98,11 @@ def main(argv=None):
         probabilities = predict(np.stack(pending_images))
         for path, p in zip(pending_paths, probabilities):
             best = np.argsort(-p, kind="stable")[:k]
-            results.append({"path": path, "predictions": [{"class": run["labels"][i], "probability": float(p[i])}
+            results.append({"path": path, "predictions": [{"class": run.labels[i], "probability": float(p[i])}
                                                           for i in best]})
             if not args.json:
                 for i in best:
-                    print(f"{path}\t{run['labels'][i]}\t{p[i]:.6f}")
+                    print(f"{path}\t{run.labels[i]}\t{p[i]:.6f}")
         pending_paths.clear()
         pending_images.clear()
 
@@ -120,7 +121,7 @@ def main(argv=None):
             flush()
     flush()
     if args.json:
-        print(json.dumps({"run_dir": run_dir, "backend": name, "results": results, "errors": errors}, indent=2,
+        print(json.dumps({"run_dir": run.folder, "backend": name, "results": results, "errors": errors}, indent=2,
                          ensure_ascii=False))
     return 2 if errors else 0
 

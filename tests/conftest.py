@@ -1,36 +1,10 @@
-"""Shared fixtures: tiny real data (3 classes of 32x32 images) and one tiny trained run per half.
-
-Trained once per test session and shared by test_train.py and test_checkpoints.py.
+"""Shared fixtures (nothing else: helpers and constants are tests/helpers.py's): tiny real data (3 classes of
+32x32 images) and one tiny trained run per half, made once per test session.
 """
 
-import os
-
-import numpy as np
 import pytest
-from PIL import Image
 
-from helpers import run_script, save
-
-IMPLS = ["legacy", "modern"]
-CLASSES = ["circle", "square", "stripes"]
-EPOCHS, BATCH = 2, 4
-QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
-def shape_image(kind, seed):
-    """A 32x32 picture of ``kind`` with a random colour, position jitter and noise."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:32, 0:32]
-    cy, cx = rng.integers(12, 20, 2)
-    if kind == "circle":
-        mask = (y - cy) ** 2 + (x - cx) ** 2 < 64
-    elif kind == "square":
-        mask = (abs(y - cy) < 8) & (abs(x - cx) < 8)
-    else:
-        mask = (x // 4) % 2 == 0
-    colour = rng.integers(80, 255, 3)
-    pixels = np.where(mask[..., None], colour, 255 - colour // 3) + rng.normal(0, 8, (32, 32, 3))
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+from helpers import CLASSES, IMPLS, run_script, save, shape_image, train_run
 
 
 @pytest.fixture(scope="session")
@@ -43,19 +17,6 @@ def tiny(tmp_path_factory):
     proc = run_script("flowio.py", base / "data", "--out", base / "records", "--val-fraction", 0.25, "--quiet")
     assert proc.returncode == 0, proc.stderr
     return base / "data", base / "records"
-
-
-def train_args(impl, records, run_dir, *extra, epochs=EPOCHS, export=False):
-    """The train.py arguments of the tiny runs: 32x32, batch 4, BN decay 0.9, a checkpoint every 4 steps, and no
-    export at the end unless ``export`` (the shared runs export; tests/test_export.py checks what they wrote)."""
-    return ["--impl", impl, "--data", records, "--image-size", 32, "--epochs", epochs, "--batch-size", BATCH,
-            "--lr", 0.01, "--bn-decay", 0.9, "--no-flip", "--save-every", 4, "--run-dir", run_dir, "--quiet",
-            *([] if export else ["--no-export"]), *extra]
-
-
-def train_run(impl, records, run_dir, *extra, epochs=EPOCHS, export=False, env=None, **kwargs):
-    return run_script("train.py", *train_args(impl, records, run_dir, *extra, epochs=epochs, export=export),
-                      env={**os.environ, **QUIET_TF, **(env or {})}, **kwargs)
 
 
 @pytest.fixture(scope="session")

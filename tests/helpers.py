@@ -1,6 +1,8 @@
-"""Shared test helpers: real image files written by Pillow, and real subprocess runs of the scripts."""
+"""Shared test helpers and constants (conftest.py holds the fixtures only): real image files written by Pillow,
+real subprocess runs of the scripts, the tiny runs' arguments, and run.json read as the file it is."""
 
 import io
+import json
 import os
 import struct
 import subprocess
@@ -12,6 +14,27 @@ import numpy as np
 from PIL import Image, ImageOps
 
 REPO = Path(__file__).resolve().parent.parent
+
+IMPLS = ["legacy", "modern"]
+CLASSES = ["circle", "square", "stripes"]
+EPOCHS, BATCH = 2, 4
+QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def shape_image(kind, seed):
+    """A 32x32 picture of ``kind`` with a random colour, position jitter and noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:32, 0:32]
+    cy, cx = rng.integers(12, 20, 2)
+    if kind == "circle":
+        mask = (y - cy) ** 2 + (x - cx) ** 2 < 64
+    elif kind == "square":
+        mask = (abs(y - cy) < 8) & (abs(x - cx) < 8)
+    else:
+        mask = (x // 4) % 2 == 0
+    colour = rng.integers(80, 255, 3)
+    pixels = np.where(mask[..., None], colour, 255 - colour // 3) + rng.normal(0, 8, (32, 32, 3))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
 def run_script(name, *args, timeout=600, **kwargs):
@@ -159,3 +182,21 @@ def processes_naming(path):
         if str(path).encode() in cmdline and not zombie:
             found.append(int(pid))
     return found
+
+
+def train_args(impl, records, run_dir, *extra, epochs=EPOCHS, export=False):
+    """The train.py arguments of the tiny runs: 32x32, batch 4, BN decay 0.9, a checkpoint every 4 steps, and no
+    export at the end unless ``export`` (the shared runs export; tests/test_export.py checks what they wrote)."""
+    return ["--impl", impl, "--data", records, "--image-size", 32, "--epochs", epochs, "--batch-size", BATCH,
+            "--lr", 0.01, "--bn-decay", 0.9, "--no-flip", "--save-every", 4, "--run-dir", run_dir, "--quiet",
+            *([] if export else ["--no-export"]), *extra]
+
+
+def train_run(impl, records, run_dir, *extra, epochs=EPOCHS, export=False, env=None, **kwargs):
+    return run_script("train.py", *train_args(impl, records, run_dir, *extra, epochs=epochs, export=export),
+                      env={**os.environ, **QUIET_TF, **(env or {})}, **kwargs)
+
+
+def read_run(run_dir):
+    """A run folder's ``run.json`` as the plain JSON it is (not through core.run_dir's record)."""
+    return json.loads((Path(run_dir) / "run.json").read_text())

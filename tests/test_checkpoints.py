@@ -1,26 +1,21 @@
-"""Checkpoints across the halves (DESIGN §5-§7): conversion both ways, fine-tuning, and the same training.
+"""Checkpoints across the halves (docs/DESIGN.md §5-§7): conversion both ways, fine-tuning, and the same training.
 
 Every comparison is between two independently built things: a legacy graph (or tf_slim's own graph) and the
 modern model, each doing its own computation from the same saved numbers.
 """
 
-import json
 
 import numpy as np
 import pytest
 
-from conftest import CLASSES, IMPLS, shape_image, train_run
-from flowio import checkpoints
-from helpers import assert_user_error, run_script
+from core import checkpoints
+from core.run_dir import Run
+from helpers import CLASSES, IMPLS, assert_user_error, read_run, run_script, shape_image, train_run
 from legacy.slim_compat import slim, tf
 from modern import naming
 from parity import legacy_run, max_relative_error, random_value, rename_variable
 
 IMAGES = np.random.default_rng(1).uniform(0, 1, (8, 64, 64, 3)).astype(np.float32)
-
-
-def read_run(run_dir):
-    return json.loads((run_dir / "run.json").read_text())
 
 
 def slim_checkpoint(folder, num_classes, images=None, seed=0):
@@ -55,7 +50,7 @@ def convert(src, out, *extra):
 
 def modern_predictor(run_dir):
     from modern.train import Predictor
-    return Predictor(run_dir, read_run(run_dir))
+    return Predictor(Run.read(run_dir))
 
 
 # --- TF1 checkpoints -> modern ----------------------------------------------------------------------------
@@ -131,9 +126,9 @@ def test_modern_to_legacy_and_back_is_bit_identical_and_legacy_predicts_the_same
     from legacy.train import Predictor as LegacyPredictor
     from modern.train import Predictor as ModernPredictor
     images = np.random.default_rng(2).uniform(0, 1, (8, 32, 32, 3)).astype(np.float32)
-    reference = ModernPredictor(source, read_run(source))(images)
+    reference = ModernPredictor(Run.read(source))(images)
     assert reference.std() > 0.1
-    assert max_relative_error(LegacyPredictor(legacy_dir, read_run(legacy_dir))(images), reference) <= 1e-5
+    assert max_relative_error(LegacyPredictor(Run.read(legacy_dir))(images), reference) <= 1e-5
 
     # and the scripts accept the converted run
     image = next((tiny[0] / CLASSES[0]).iterdir())
@@ -159,7 +154,7 @@ def test_conversion_errors_are_one_line(runs, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-# --- training: one step and ten (DESIGN §7.4) --------------------------------------------------------------
+# --- training: one step and ten (docs/DESIGN.md §7.3) --------------------------------------------------------------
 
 BATCH, SIZE = 16, 32
 
@@ -177,9 +172,8 @@ def batches(count, seed):
 
 def parity_run(name, lr):
     """What train.py would record, at a constant learning rate (TF1 Momentum = Keras SGD momentum only then)."""
-    return {"model": name, "num_classes": len(CLASSES), "image_size": SIZE,
-            "hyper": {"lr": lr, "lr_decay_per_epoch": 1.0, "momentum": 0.9, "weight_decay": None,
-                      "batch_norm_decay": 0.9, "precision": "float32"}}
+    return Run.in_memory("parity", name, len(CLASSES), SIZE, lr=lr, lr_decay_per_epoch=1.0, momentum=0.9,
+                         batch_norm_decay=0.9)
 
 
 def legacy_training(run, data, start=None, seed=0):
@@ -194,7 +188,7 @@ def legacy_training(run, data, start=None, seed=0):
         x = tf.placeholder(tf.float32, [BATCH, SIZE, SIZE, 3])
         y = tf.placeholder(tf.int64, [BATCH])
         _, loss, _, train_op = training_graph(run, x, y, steps_per_epoch=1)
-        variables = [v for v in tf.global_variables() if checkpoints.model_variables([v.op.name], run["model"])]
+        variables = [v for v in tf.global_variables() if checkpoints.model_variables([v.op.name], run.model)]
         with tf.Session(graph=graph) as sess:
             sess.run(tf.global_variables_initializer())
             for v in variables if start else ():

@@ -1,6 +1,6 @@
 """Multi-worker training: two train.py workers on 127.0.0.1 under MultiWorkerMirroredStrategy (TF_CONFIG).
 
-Workers waiting for a missing peer hang and ignore SIGTERM (DESIGN §8): every process here is bounded by a
+Workers waiting for a missing peer hang and ignore SIGTERM (docs/DESIGN.md §8): every process here is bounded by a
 timeout and SIGKILLed by PID.
 """
 
@@ -14,8 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import QUIET_TF, train_args
-from helpers import REPO
+from helpers import QUIET_TF, REPO, train_args
 
 TIMEOUT = 300
 

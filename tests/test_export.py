@@ -4,6 +4,7 @@ The tiny runs export at the end of training (train.py); these tests compare the 
 TensorFlow one (the half's own graph or Keras model, independently built from the checkpoint) image by image.
 """
 
+import importlib
 import json
 import os
 import shutil
@@ -14,8 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import CLASSES, IMPLS, QUIET_TF, shape_image
-from helpers import REPO, assert_user_error, pattern, run_script, save
+from helpers import CLASSES, IMPLS, QUIET_TF, REPO, assert_user_error, pattern, run_script, save, shape_image
 
 ENV = {**os.environ, **QUIET_TF}
 
@@ -66,11 +66,10 @@ def test_tflite_logits_equal_the_halfs_own_and_the_saved_models_on_encoded_bytes
     TensorFlow's preprocessing) and vs the SavedModel's signature on the files' bytes (TensorFlow's decoders)."""
     import tensorflow as tf
     import flowio
-    from flowio import run_dir as rd
+    from core.lite import LitePredictor
+    from core.run_dir import Run
     from flowio.images import load_image as load_pixels
-    from flowio.lite import LitePredictor
-    run = json.loads((runs[impl] / "run.json").read_text())
-    own = rd.predictor(runs[impl], run)
+    own = importlib.import_module(f"{impl}.train").Predictor(Run.read(runs[impl]))
     lite = LitePredictor(runs[impl] / "model.tflite")
     serving = tf.saved_model.load(str(runs[impl] / "saved_model")).signatures["serving_default"]
     files = sorted((images / "tiny").rglob("*.png"))[::4] + [images / "odd" / "wide.jpg",

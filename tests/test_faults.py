@@ -18,22 +18,17 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import BATCH, IMPLS, QUIET_TF, train_args, train_run
-from helpers import REPO, assert_user_error, pattern, processes_naming, run_script, save, tree_bytes
+from helpers import (BATCH, IMPLS, QUIET_TF, REPO, assert_user_error, pattern, processes_naming, read_run, run_script,
+                     save, train_args, train_run, tree_bytes)
 
 SEED = 20261123
 KILLS = 5
 STEPS_PER_EPOCH = 36 // BATCH  # the tiny records: 48 images, a quarter held out
-
-
-def read_run(run_dir):
-    return json.loads((Path(run_dir) / "run.json").read_text())
 
 
 def script(name, *args):
@@ -241,7 +236,7 @@ def test_a_full_disk_during_flowio_is_one_line_and_leaves_the_last_complete_outp
 
 def complete_checkpoints(impl, run_dir):
     """Every checkpoint the run's files point at, with all its files (what the next run or prediction reads)."""
-    from flowio.checkpoints import check_complete
+    from core.checkpoints import check_complete
     if impl == "legacy":
         import tensorflow as tf
         for folder in ("last", "best"):

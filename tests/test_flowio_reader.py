@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.errors import UserError
 from helpers import pattern, run_script, save
 
 
@@ -120,21 +121,21 @@ def test_graph_input_runs_in_an_explicit_graph_and_yields_the_eager_batches(reco
 def test_missing_records_are_a_user_error(records, tmp_path):
     import flowio
     _, out = records
-    with pytest.raises(flowio.UserError, match="no manifest.json"):
+    with pytest.raises(UserError, match="no manifest.json"):
         flowio.dataset(str(tmp_path), "train", 16, 4)
-    with pytest.raises(flowio.UserError, match="no such folder"):
+    with pytest.raises(UserError, match="no such folder"):
         flowio.dataset(str(tmp_path / "nope"), "train", 16, 4)
     broken = tmp_path / "broken"
     broken.mkdir()
     for f in out.iterdir():
         if f.name != "train-00001-of-00003.tfrecord" and f.is_file():
             (broken / f.name).write_bytes(f.read_bytes())
-    with pytest.raises(flowio.UserError, match="train-00001-of-00003.tfrecord: shard listed in the manifest is missing"):
+    with pytest.raises(UserError, match="train-00001-of-00003.tfrecord: shard listed in the manifest is missing"):
         flowio.dataset(str(broken), "train", 16, 4)
-    with pytest.raises(flowio.UserError, match="no such file"):
+    with pytest.raises(UserError, match="no such file"):
         flowio.load_image(str(tmp_path / "none.jpg"))
     (tmp_path / "text.jpg").write_text("no")
-    with pytest.raises(flowio.UserError, match="not an image"):
+    with pytest.raises(UserError, match="not an image"):
         flowio.load_image(str(tmp_path / "text.jpg"))
     assert flowio.read_labels(str(out)) == ["class0", "class1", "class2"]
 

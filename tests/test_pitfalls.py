@@ -96,9 +96,8 @@ def control_edges(graph):
 @pytest.mark.slow
 def test_update_ops_around_minimize_give_every_new_op_an_edge_but_a_gated_loss_does_not():
     from legacy.train import training_graph
-    run = {"model": "densenet_100x12", "num_classes": 3, "hyper": {
-        "lr": 0.1, "lr_decay_per_epoch": 1.0, "momentum": 0.9, "weight_decay": None, "batch_norm_decay": 0.9,
-        "precision": "float32"}}
+    from core.run_dir import Run
+    run = Run.in_memory("legacy", "densenet_100x12", 3, 32, lr=0.1, lr_decay_per_epoch=1.0, batch_norm_decay=0.9)
     graphs = {}
     for idiom in ("common", "ours"):
         graphs[idiom] = tf.Graph()
@@ -107,7 +106,7 @@ def test_update_ops_around_minimize_give_every_new_op_an_edge_but_a_gated_loss_d
             if idiom == "ours":
                 training_graph(run, images, labels, steps_per_epoch=1)
             else:
-                logits, _ = legacy.build(run["model"], images, 3, is_training=True, batch_norm_decay=0.9)
+                logits, _ = legacy.build(run.model, images, 3, is_training=True, batch_norm_decay=0.9)
                 loss = tf.losses.sparse_softmax_cross_entropy(labels, logits) + tf.losses.get_regularization_loss()
                 with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
                     tf.train.MomentumOptimizer(0.1, 0.9).minimize(loss)

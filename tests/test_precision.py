@@ -13,8 +13,7 @@ import tensorflow as tf2
 
 import legacy
 import modern
-from conftest import QUIET_TF, train_run
-from helpers import run_script
+from helpers import QUIET_TF, run_script, train_run
 from legacy.slim_compat import tf
 from legacy.train import session_config
 

@@ -11,13 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import BATCH, CLASSES, IMPLS, QUIET_TF, shape_image
-from conftest import train_run as train
-from helpers import assert_user_error, run_script, save
-
-def read_run(run_dir):
-    return json.loads((Path(run_dir) / "run.json").read_text())
-
+from helpers import train_run as train
+from helpers import BATCH, CLASSES, IMPLS, QUIET_TF, assert_user_error, read_run, run_script, save, shape_image
 
 def event_tags(folder):
     import tensorflow as tf

@@ -1,16 +1,16 @@
-"""Prediction without TensorFlow: a run's ``model.tflite`` (``modern/export.py``) run by LiteRT.
+"""Prediction without TensorFlow: a run's ``model.tflite`` (``modern/export.py``) run by LiteRT on decoded pixels.
 
 ``import tensorflow`` alone costs about 4 s and 640 MiB here; ``ai-edge-litert`` loads a ResNet-50 and answers
-in a fraction of a second. Nothing here imports TensorFlow: images are decoded by Pillow with flowio's rules
-(``flowio.images.load_image``, which TensorFlow's ``decode_jpeg(dct_method="INTEGER_ACCURATE")`` equals), and
-the model resizes and scales inside.
+in a fraction of a second. Nothing here imports TensorFlow. The caller decodes the images (flowio's
+``load_image``: Pillow, which TensorFlow's ``decode_jpeg(dct_method="INTEGER_ACCURATE")`` equals); the model
+resizes and scales inside.
 """
 
 import importlib.util
 import os
 
-from flowio.images import load_image  # noqa: F401 -- what a caller decodes with
-from flowio.quiet_tf import hidden_stderr
+from core.quiet import hidden_stderr
+from core.run_dir import TFLITE
 
 
 def installed():
@@ -18,16 +18,15 @@ def installed():
     return importlib.util.find_spec("ai_edge_litert") is not None
 
 
-def model_path(run_dir, run):
+def model_path(run):
     """Where the run's ``.tflite`` is (or would be, once exported)."""
-    return os.path.join(run_dir, (run.get("export") or {}).get("tflite", "model.tflite"))
+    return run.path((run.export or {}).get("tflite", TFLITE))
 
 
-def current(run_dir, run):
-    """Whether ``run_dir`` holds a ``model.tflite`` exported from its present best weights."""
-    export = run.get("export")
-    return (export is not None and os.path.exists(model_path(run_dir, run))
-            and export.get("best_epoch") == (run.get("best") or {}).get("epoch"))
+def current(run):
+    """Whether the run's folder holds a ``model.tflite`` exported from its present best weights."""
+    return (run.export is not None and os.path.exists(model_path(run))
+            and run.export.get("best_epoch") == (run.best or {}).get("epoch"))
 
 
 class LitePredictor:

@@ -1,11 +1,16 @@
-"""Import TensorFlow without the screenful it prints on stderr, for the command-line scripts.
+"""Start TensorFlow without the C++ log lines it prints on stderr, for every command-line script.
 
-TF 2.21 writes absl's "All log messages before absl::InitializeLog()" notice and INFO lines (oneDNN, CUDA
-stubs) straight to file descriptor 2 while it is imported and while it looks for GPUs;
-``TF_CPP_MIN_LOG_LEVEL`` no longer silences them. The scripts promise one clear line on an error, so they
-call ``quiet_tensorflow()`` first: it points descriptor 2 at /dev/null for the import and the device
-probe, then restores it (and shows what was hidden if the import fails); it also hides TensorFlow's
-Python deprecation notices. Set ``TF_LOGS=1`` to see it all.
+Two kinds of lines, two remedies:
+
+* while TensorFlow is imported and looks for GPUs, absl's "All log messages before absl::InitializeLog()"
+  notice and INFO lines (oneDNN, CUDA stubs) go straight to file descriptor 2 before any log level is read:
+  ``quiet_tensorflow()`` points descriptor 2 at a temporary file for the import and the device probe, then
+  restores it (and shows what it caught if the import fails);
+* afterwards, ``I0000 …`` / ``W0000 …`` lines of the TFLite converter, the SavedModel loader and the record
+  reader obey ``TF_CPP_MIN_LOG_LEVEL``: it is set to 2 (errors only) before the import, unless the caller's
+  environment sets it.
+
+It also hides TensorFlow's Python deprecation notices. ``TF_LOGS=1`` leaves all of it alone.
 """
 
 import contextlib
@@ -46,6 +51,7 @@ def quiet_tensorflow():
     if os.environ.get("TF_LOGS") == "1" or "tensorflow" in sys.modules:
         import tensorflow as tf
         return tf
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # read when TensorFlow logs, after start-up
     with hidden_stderr():
         import tensorflow as tf
         tf.config.list_physical_devices("GPU")

@@ -21,7 +21,8 @@ rules (and the errors listing missing, unexpected and mis-shaped variables) are 
 
 import os
 
-from flowio.errors import UserError
+from core.errors import UserError
+from core.run_dir import LEGACY_BEST, LEGACY_LAST, MODERN_BEST, Run
 
 SEP = "__"
 TO_KERAS = {"weights": "kernel", "biases": "bias", "gamma": "gamma", "beta": "beta",
@@ -30,7 +31,6 @@ TO_SLIM = {v: k for k, v in TO_KERAS.items()}
 # What a TF1 training run saves beside the model's variables: the step and the optimizer's slots.
 NOT_MODEL = ("global_step",)
 SLOT_SUFFIXES = ("/Momentum", "/ExponentialMovingAverage")
-MODERN_WEIGHTS = "best.h5"  # what a modern run's best checkpoint is called (modern/train.py)
 
 
 def layer_name(scope):
@@ -116,17 +116,16 @@ def read(src, model_name=None):
     ``model_name`` names the model of a bare ``.h5`` file (its layers' names do not say it); a run directory
     says it itself.
     """
-    from flowio import run_dir as rd
     if not exists(src):
         raise UserError(f"{src}: no such checkpoint, run directory or file")
-    run = rd.read_run(src) if os.path.isdir(src) else None
+    run = Run.read(src) if os.path.isdir(src) else None
     if run is not None:
-        if run["impl"] == "modern":
-            path = os.path.join(src, MODERN_WEIGHTS)
+        if run.impl == "modern":
+            path = run.path(MODERN_BEST)
             if not os.path.exists(path):
-                raise UserError(f"{src}: this modern run has no {MODERN_WEIGHTS} yet; train it for an epoch first")
-            return _read_h5(path, run["model"]), f"modern run {src}"
-        prefix = next(filter(None, (_tf1_prefix(os.path.join(src, "ckpt", d)) for d in ("best", "last"))), None)
+                raise UserError(f"{src}: this modern run has no {MODERN_BEST} yet; train it for an epoch first")
+            return _read_h5(path, run.model), f"modern run {src}"
+        prefix = next(filter(None, (_tf1_prefix(run.path(d)) for d in (LEGACY_BEST, LEGACY_LAST))), None)
         if prefix is None:
             raise UserError(f"{src}: this legacy run has no checkpoint yet; train it first")
         return _read_tf1(prefix), f"legacy run {src}"

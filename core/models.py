@@ -1,0 +1,111 @@
+"""The one model table, and the registry each half keeps its builders in.
+
+Every model exists in both halves under one name. What is true of a model whichever half builds it is said
+once, here:
+
+* ``input_size``: the side of the square RGB input it was designed for (``--image-size``'s default);
+* ``min_size``: the smallest side it accepts, found by building it at every size from 1 up in both halves
+  (tests/test_models.py builds each at ``min_size`` and ``min_size - 1``); ``train.py`` refuses a smaller one
+  with one line naming it, before TensorFlow is started;
+* ``family``: the module of each half that builds it (``legacy/<family>.py``, ``modern/<family>.py``);
+* ``source``: where it comes from (a seed article, or tf_slim), for the README's table;
+* ``settings``: what tells it from the other models of its family (a ResNet's depth, a DenseNet's growth
+  rate and units per block), passed to the family's builder as keyword arguments.
+
+A half registers a builder with ``@registry.register_model(name, ...)``, one name or several (a family's
+builder serves each of its models); a name not in the table, or registered twice, raises. The builders'
+signatures stay each half's own (``legacy/registry.py``, ``modern/registry.py``).
+"""
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str
+    input_size: int
+    min_size: int
+    source: str
+    settings: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+
+
+JIANSHU = "002: the Jianshu pipeline's ResNet (zero-padding shortcuts)"
+SLIM_RESNET = "tf_slim nets/resnet_v1.py (the canonical slim ResNet)"
+DENSENET = "001: DenseNet-BC for CIFAR-10"
+
+
+def _spec(name, family, input_size, min_size, source, **settings):
+    return ModelSpec(name, family, input_size, min_size, source, MappingProxyType(settings))
+
+
+_TABLE = (
+    # name                  family           size  min  source
+    _spec("jianshu_resnet_50", "resnet", 224, 1, JIANSHU, depth=50),
+    _spec("jianshu_resnet_101", "resnet", 224, 1, JIANSHU, depth=101),
+    _spec("jianshu_resnet_152", "resnet", 224, 1, JIANSHU, depth=152),
+    _spec("resnet_v1_50", "resnet", 224, 1, SLIM_RESNET, depth=50),
+    _spec("resnet_v1_101", "resnet", 224, 1, SLIM_RESNET, depth=101),
+    _spec("resnet_v1_152", "resnet", 224, 1, SLIM_RESNET, depth=152),
+    # growth rate k and bottleneck units per dense block: the article's variants
+    _spec("densenet_100x12", "densenet", 32, 4, DENSENET, growth=12, units=(16, 16, 16)),
+    _spec("densenet_100x24", "densenet", 32, 4, DENSENET, growth=24, units=(16, 16, 16)),
+    _spec("densenet_121x32", "densenet", 32, 8, DENSENET, growth=32, units=(6, 12, 24, 16)),
+    _spec("densenet_169x32", "densenet", 32, 8, DENSENET, growth=32, units=(6, 12, 32, 32)),
+    _spec("densenet_201x32", "densenet", 32, 8, DENSENET, growth=32, units=(6, 12, 48, 32)),
+    _spec("densenet_161x48", "densenet", 32, 8, DENSENET, growth=48, units=(6, 12, 36, 24)),
+    _spec("resnet18_cifar", "resnets_keras", 32, 1, "000: subclassed Keras ResNet-18 for CIFAR-10"),
+    _spec("resnet18", "resnets_keras", 32, 3, "004: layers.Layer BasicBlock ResNet-18"),
+    _spec("resnet50_keras", "resnets_keras", 64, 5, "003: Keras identity / convolutional blocks, 64x64"),
+    _spec("lenet5", "cnn", 32, 32, "004: the TF1 LeNet-5, its bugs fixed"),
+    _spec("alexnet", "cnn", 224, 57, "004: AlexNet on Fashion-MNIST at 224"),
+    _spec("vgg13", "cnn", 32, 1, "004: VGG-13 on CIFAR-100"),
+    _spec("googlenet_cifar", "cnn", 32, 1, "001: three Inception modules for CIFAR-10"),
+)
+MODELS = MappingProxyType({spec.name: spec for spec in _TABLE})
+
+
+def list_models():
+    return sorted(MODELS)
+
+
+def spec(name):
+    """The table's row of ``name``; a ValueError naming the known models otherwise."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+    return MODELS[name]
+
+
+def default_input_size(name):
+    return spec(name).input_size
+
+
+class Registry:
+    """``name -> builder`` of one half, for the names of the table."""
+
+    def __init__(self, half):
+        self.half = half
+        self._builders = {}
+
+    def register_model(self, *names):
+        """Decorator: ``fn`` builds each of ``names`` (rows of the table); a name registered twice raises."""
+        def decorate(fn):
+            for name in names:
+                spec(name)
+                if name in self._builders:
+                    raise ValueError(f"{self.half}: model {name!r} is registered twice")
+                self._builders[name] = fn
+            return fn
+        return decorate
+
+    def list_models(self):
+        return sorted(self._builders)
+
+    def lookup(self, name):
+        """``(builder, spec)`` of ``name``; a ValueError naming the known models otherwise."""
+        row = spec(name)
+        if name not in self._builders:
+            raise ValueError(f"model {name!r} has no {self.half} builder; {self.half} builds:"
+                             f" {', '.join(self.list_models())}")
+        return self._builders[name], row

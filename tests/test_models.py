@@ -1,0 +1,111 @@
+"""The model table's sizes and the BN decay, checked by building the models of both halves.
+
+* ``min_size``: every model builds in both halves at its smallest size, and (where that is above 1) not one
+  pixel below; ``train.py`` refuses a smaller ``--image-size`` with one line naming the smallest, before
+  TensorFlow starts.
+* ``--bn-decay 0``: one training step of each half's own training code (legacy's graph, modern's compiled
+  model) leaves every BN layer's moving statistics equal to the statistics of that batch at that layer,
+  computed here with numpy from the layer's input.
+"""
+
+import numpy as np
+import pytest
+import tf_keras as keras
+
+import legacy
+import modern
+from core import models
+from core.run_dir import Run
+from helpers import assert_user_error, run_script
+from legacy.slim_compat import tf
+
+# builds of a few seconds each in both halves; the rest stay outside `make test-fast`
+QUICK = {"lenet5", "alexnet", "vgg13", "googlenet_cifar", "resnet18", "resnet18_cifar", "densenet_100x12"}
+
+
+def builds(half, name, size):
+    """Whether ``half`` builds ``name`` at ``size`` and gives ``[1, 10]`` logits."""
+    try:
+        if half == "modern":
+            logits = modern.build(name, 10, input_shape=(size, size, 3))(np.zeros((1, size, size, 3), np.float32))
+            return tuple(logits.shape) == (1, 10)
+        graph = tf.Graph()
+        with graph.as_default():
+            logits, _ = legacy.build(name, tf.placeholder(tf.float32, [1, size, size, 3]), 10, is_training=False)
+            return logits.shape.as_list() == [1, 10]
+    except ValueError:  # negative or zero dimensions: TensorFlow's shape inference
+        return False
+
+
+@pytest.mark.parametrize("name", [n if n in QUICK else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in models.list_models()])
+def test_each_model_builds_at_its_smallest_size_and_not_below(name):
+    smallest = models.spec(name).min_size
+    for half in ("legacy", "modern"):
+        assert builds(half, name, smallest), (half, smallest)
+        if smallest > 1:
+            assert not builds(half, name, smallest - 1), (half, smallest - 1)
+
+
+def test_train_refuses_an_image_size_below_the_models_smallest_naming_it(tmp_path):
+    proc = run_script("train.py", "--impl", "legacy", "--model", "alexnet", "--image-size", 56,
+                      "--data", tmp_path / "none")
+    assert_user_error(proc, "--image-size 56", "alexnet needs at least 57")
+
+
+# --- --bn-decay 0 -----------------------------------------------------------------------------------------
+
+SIZE, BATCH = 32, 8
+
+
+def batch():
+    rng = np.random.default_rng(0)
+    return rng.uniform(0, 1, (BATCH, SIZE, SIZE, 3)).astype(np.float32), rng.integers(0, 3, BATCH)
+
+
+def batch_statistics(x):
+    """Mean and Bessel-corrected variance over all axes but the channels (what fused BN keeps)."""
+    n = x.size // x.shape[-1]
+    return x.mean((0, 1, 2)), x.var((0, 1, 2)) * n / (n - 1)
+
+
+def assert_moving_statistics_are_the_batchs(moving, inputs):
+    assert sorted(moving) == sorted(inputs) and len(moving) == 33  # jianshu_resnet_50: 32 in units + the head
+    for layer, (mean, variance) in moving.items():
+        want_mean, want_variance = batch_statistics(inputs[layer])
+        np.testing.assert_allclose(mean, want_mean, rtol=1e-4, atol=1e-4 * np.abs(want_mean).max(), err_msg=layer)
+        np.testing.assert_allclose(variance, want_variance, rtol=1e-3, err_msg=layer)
+        assert np.abs(variance - 1).max() > 0.01, layer  # not the initial value: the step wrote them
+
+
+def test_bn_decay_zero_makes_the_moving_statistics_the_batchs_in_legacy():
+    from legacy.train import training_graph
+    run = Run.in_memory("legacy", "jianshu_resnet_50", 3, SIZE, batch_size=BATCH, batch_norm_decay=0.0)
+    images, labels = batch()
+    graph = tf.Graph()
+    with graph.as_default():
+        x, y = tf.placeholder(tf.float32, images.shape), tf.placeholder(tf.int64, [BATCH])
+        _, _, _, train_op = training_graph(run, x, y, steps_per_epoch=1)
+        norms = {op.name.rsplit("/", 1)[0]: op.inputs[0] for op in graph.get_operations()
+                 if op.type.startswith("FusedBatchNorm") and "gradients" not in op.name}
+        variables = {v.op.name: v for v in tf.global_variables()}
+        with tf.Session(graph=graph) as sess:
+            sess.run(tf.global_variables_initializer())
+            inputs = sess.run([train_op, norms], {x: images, y: labels})[1]  # the forward pass of the step
+            moving = {layer: sess.run([variables[f"{layer}/moving_mean"], variables[f"{layer}/moving_variance"]])
+                      for layer in norms}
+    assert_moving_statistics_are_the_batchs(moving, inputs)
+
+
+def test_bn_decay_zero_makes_the_moving_statistics_the_batchs_in_modern():
+    from modern.train import compiled_model
+    run = Run.in_memory("modern", "jianshu_resnet_50", 3, SIZE, batch_size=BATCH, batch_norm_decay=0.0)
+    images, labels = batch()
+    model = compiled_model(run, steps_per_epoch=1)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    # the inputs of every BN layer in training mode, with the weights before the step
+    probe = keras.Model(model.input, [layer.input for layer in norms])
+    inputs = {layer.name: a.numpy() for layer, a in zip(norms, probe(images, training=True))}
+    model.train_on_batch(images, labels)
+    moving = {layer.name: (layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in norms}
+    assert_moving_statistics_are_the_batchs(moving, inputs)
