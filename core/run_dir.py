@@ -125,6 +125,14 @@ class Run:
         """A file of the run folder: ``run.path(MODERN_BEST)``."""
         return os.path.join(self.folder, *names)
 
+    def resume_at(self, step):
+        """Record that this attempt starts at global step ``step`` (> 0: a resumed run), at once: it may be
+        killed before its first epoch ends. Returns ``step``."""
+        if step:
+            self.resumed_from_steps.append(step)
+            self.save()
+        return step
+
     def update(self, **entries):
         """Set ``entries`` in the ``run.json`` on disk, leaving the rest as it is there (evaluate, export)."""
         latest = Run.read(self.folder)

@@ -256,6 +256,12 @@ def steps_per_epoch(records_dir, split, batch_size, drop_remainder=False):
     return n // batch_size if drop_remainder else -(-n // batch_size)
 
 
+def epoch_steps(records_dir, batch_size):
+    """``(training steps, validation steps)`` of an epoch: whole training batches only, every validation image."""
+    return (steps_per_epoch(records_dir, "train", batch_size, drop_remainder=True),
+            steps_per_epoch(records_dir, "validation", batch_size))
+
+
 def preprocess_files(paths, image_size):
     """Files -> float32 ``[N, S, S, 3]``, as the validation pipeline would give them (for use_model)."""
     return np.stack([preprocess(load_image(p), image_size).numpy() for p in paths])

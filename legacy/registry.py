@@ -4,22 +4,20 @@
 
 ``build`` adds the model's variables to the default graph (call it inside ``with graph.as_default():``) and
 returns ``logits`` ``[batch, num_classes]`` and ``end_points`` (scope name -> tensor), tf_slim's convention.
-The models, their sizes and sources are ``core.models``' table; each family's module registers its builder
-for its rows with ``@register_model(name, ...)``.
+Which models exist, at which sizes, is ``core.models``' table, shared with modern.
 
 Sections, in the same order as the twin: the registry, building.
 """
 
 from core import models
+from core.models import default_input_size  # noqa: F401 -- the half's API, from the one table
 from legacy.slim_compat import tf1_hashing
 
 # --- the registry -----------------------------------------------------------------------------------------
 # builders ``fn(name, images, num_classes, is_training, weight_decay, batch_norm_decay, **settings)``, the
 # settings being the table's for that name
 _REGISTRY = models.Registry("legacy")
-register_model = _REGISTRY.register_model
-list_models = _REGISTRY.list_models
-default_input_size = models.default_input_size
+register_model, list_models = _REGISTRY.register_model, _REGISTRY.list_models
 
 
 # --- building ---------------------------------------------------------------------------------------------

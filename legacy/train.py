@@ -224,12 +224,8 @@ def train(run, records_dir, progress=True, init_from=None):
     starts at step 0.
     """
     h = run.hyper
-    steps_per_epoch = flowio.steps_per_epoch(records_dir, "train", h.batch_size, drop_remainder=True)
-    val_steps = flowio.steps_per_epoch(records_dir, "validation", h.batch_size)
-    start = saved_step(run.path(LEGACY_LAST))
-    if start:
-        run.resumed_from_steps.append(start)
-        run.save()  # said at once: this attempt may be killed before its first epoch ends
+    steps_per_epoch, val_steps = flowio.epoch_steps(records_dir, h.batch_size)
+    start = run.resume_at(saved_step(run.path(LEGACY_LAST)))
     graph, ops = build_graph(run, records_dir, start, steps_per_epoch)
     with tf.Session(graph=graph, config=session_config(h.precision)) as sess:
         savers = Savers(sess, ops, run)

@@ -2,8 +2,8 @@
 
     model = modern.build("jianshu_resnet_50", num_classes=10)   # a tf_keras.Model that returns logits
 
-The models, their sizes and sources are ``core.models``' table; each family's module registers its builder
-for its rows with ``@register_model(name, ...)``.
+A builder is registered by the family's module, ``@register_model(name, ...)`` over the rows of
+``core.models``' table that it builds.
 
 Sections, in the same order as the twin: the registry, building.
 """
@@ -11,14 +11,13 @@ Sections, in the same order as the twin: the registry, building.
 import tf_keras as keras
 
 from core import models
+from core.models import default_input_size  # noqa: F401 -- the half's API, from the one table
 
 # --- the registry -----------------------------------------------------------------------------------------
 # builders ``fn(name, num_classes, input_shape, weight_decay, **settings) -> tf_keras.Model``, the settings
 # being the table's for that name
 _REGISTRY = models.Registry("modern")
-register_model = _REGISTRY.register_model
-list_models = _REGISTRY.list_models
-default_input_size = models.default_input_size
+register_model, list_models = _REGISTRY.register_model, _REGISTRY.list_models
 
 
 # --- building ---------------------------------------------------------------------------------------------

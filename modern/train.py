@@ -161,10 +161,7 @@ def training_model(run, start, steps_per_epoch, executed, init_from):
     with strategy().scope():
         if start == 0 and done_epochs and os.path.exists(run.path(MODERN_LAST)):
             model = keras.models.load_model(run.path(MODERN_LAST))
-            start = done_epochs * steps_per_epoch
-            run.resumed_from_steps.append(start)
-            run.save()
-            return model, done_epochs, start
+            return model, done_epochs, run.resume_at(done_epochs * steps_per_epoch)
         model = compiled_model(run, steps_per_epoch, executed)
         if start == 0 and init_from:
             initialise(model, run, init_from)
@@ -247,12 +244,8 @@ def train(run, records_dir, progress=True, init_from=None):
     starts at step 0.
     """
     h = run.hyper
-    steps_per_epoch = flowio.steps_per_epoch(records_dir, "train", h.batch_size, drop_remainder=True)
-    val_steps = flowio.steps_per_epoch(records_dir, "validation", h.batch_size)
-    start = backed_up_step(run.path(MODERN_BACKUP), steps_per_epoch)
-    if start:
-        run.resumed_from_steps.append(start)
-        run.save()  # said at once: this attempt may be killed before its first epoch ends
+    steps_per_epoch, val_steps = flowio.epoch_steps(records_dir, h.batch_size)
+    start = run.resume_at(backed_up_step(run.path(MODERN_BACKUP), steps_per_epoch))
     keras.utils.set_random_seed(h.seed)
     executed = steps_per_execution(h.save_every, steps_per_epoch)
     model, initial_epoch, start = training_model(run, start, steps_per_epoch, executed, init_from)

@@ -21,10 +21,10 @@ from core.errors import UserError, run_cli  # noqa: E402
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="evaluate.py", description=__doc__.split("\n\n", 1)[1].strip())
-    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a run folder (default: runs/latest)")
     p.add_argument("--data", metavar="DIR",
                    help="flowio records (validation split) or a folder of class folders (default: the run's records)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a report")
+    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a run folder (default: runs/latest)")
     return p.parse_args(argv)
 
 

@@ -1,5 +1,6 @@
 """Shared test helpers and constants (conftest.py holds the fixtures only): real image files written by Pillow,
-real subprocess runs of the scripts, the tiny runs' arguments, and run.json read as the file it is."""
+real subprocess runs of the scripts, the tiny runs' arguments, run.json read as the file it is, and the parity
+helpers (a real Saver checkpoint of a legacy graph with random weights, and its logits)."""
 
 import io
 import json
@@ -19,6 +20,21 @@ IMPLS = ["legacy", "modern"]
 CLASSES = ["circle", "square", "stripes"]
 EPOCHS, BATCH = 2, 4
 QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+
+# The ResNets' parameters (pinned numbers, held by tests/test_resnet.py and the README's table):
+# (total, trainable) at 1000 classes, total at 10 classes.
+RESNET_COUNTS = {
+    "jianshu_resnet_50": (22_788_584, 22_769_384, 20_760_074),
+    "jianshu_resnet_101": (41_780_712, 41_744_104, 39_752_202),
+    "jianshu_resnet_152": (57_424_360, 57_372_392, 55_395_850),
+    # tf_slim's own totals; trainable = total - 2 x BN channels (moving mean and variance), e.g. for 50:
+    # stem 64 + per unit b + b + 4b (+ 4b shortcut on each block's first unit), b = 64/128/256/512 over
+    # [3, 4, 6, 3] units = 64 + 1408 + 3584 + 10240 + 11264 = 26,560 channels -> 53,120 non-trainable.
+    # 10 classes: 990 fewer logits, each with 2048 weights and a bias.
+    "resnet_v1_50": (25_610_152, 25_610_152 - 53_120, 25_610_152 - 2049 * 990),
+    "resnet_v1_101": (44_654_504, 44_654_504 - 105_344, 44_654_504 - 2049 * 990),
+    "resnet_v1_152": (60_344_232, 60_344_232 - 151_424, 60_344_232 - 2049 * 990),
+}
 
 
 def shape_image(kind, seed):
@@ -200,3 +216,64 @@ def train_run(impl, records, run_dir, *extra, epochs=EPOCHS, export=False, env=N
 def read_run(run_dir):
     """A run folder's ``run.json`` as the plain JSON it is (not through core.run_dir's record)."""
     return json.loads((Path(run_dir) / "run.json").read_text())
+
+
+# --- parity: the same network in both halves ---------------------------------------------------------------
+# A real Saver checkpoint of a legacy graph with random weights (BN statistics included, so nothing is at its
+# trivial initial value) and its logits, to load into the modern model.
+
+def random_value(name, shape, rng):
+    """A plausible random value for a variable, by what its name says it is."""
+    if name.endswith(("weights", "kernel")):
+        fan_in = int(np.prod(shape[:-1]))
+        return rng.normal(0, np.sqrt(2.0 / fan_in), shape)
+    if name.endswith(("gamma", "moving_variance")):
+        return rng.uniform(0.5, 1.5, shape)
+    return rng.normal(0, 0.2, shape)  # biases, beta, moving_mean
+
+
+def legacy_run(name, images, num_classes, tmp_path, seed=0):
+    """Build ``name`` in a fresh graph, set random weights, save a Saver checkpoint, and compute logits.
+
+    Returns ``(checkpoint prefix, inference logits, training-mode logits, {variable name: shape})``.
+    """
+    import legacy
+    from legacy.slim_compat import tf
+    rng = np.random.default_rng(seed)
+    logits = {}
+    prefix = str(tmp_path / f"{name}.ckpt")
+    for is_training in (False, True):
+        graph = tf.Graph()
+        with graph.as_default():
+            x = tf.placeholder(tf.float32, images.shape)
+            out, _ = legacy.build(name, x, num_classes, is_training=is_training)
+            variables = tf.global_variables()
+            with tf.Session(graph=graph) as sess:
+                if not is_training:
+                    sess.run(tf.global_variables_initializer())
+                    for v in variables:
+                        v.load(random_value(v.op.name, v.shape.as_list(), rng).astype(np.float32), sess)
+                    tf.train.Saver().save(sess, prefix, write_meta_graph=False)
+                    shapes = {v.op.name: v.shape.as_list() for v in variables}
+                else:
+                    tf.train.Saver().restore(sess, prefix)
+                logits[is_training] = sess.run(out, {x: images})  # update ops not run: a pure forward pass
+    return prefix, logits[False], logits[True], shapes
+
+
+def rename_variable(prefix, old, new, out_prefix):
+    """Copy checkpoint ``prefix`` to ``out_prefix`` with variable ``old`` saved as ``new``."""
+    from legacy.slim_compat import tf
+    reader = tf.train.load_checkpoint(prefix)
+    graph = tf.Graph()
+    with graph.as_default():
+        copies = {new if n == old else n: tf.Variable(reader.get_tensor(n))
+                  for n in reader.get_variable_to_shape_map()}
+        with tf.Session(graph=graph) as sess:
+            sess.run(tf.global_variables_initializer())
+            tf.train.Saver(copies).save(sess, out_prefix, write_meta_graph=False)
+    return out_prefix
+
+
+def max_relative_error(got, reference):
+    return float(np.max(np.abs(got - reference)) / np.max(np.abs(reference)))

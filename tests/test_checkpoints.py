@@ -10,10 +10,10 @@ import pytest
 
 from core import checkpoints
 from core.run_dir import Run
-from helpers import CLASSES, IMPLS, assert_user_error, read_run, run_script, shape_image, train_run
+from helpers import (CLASSES, IMPLS, assert_user_error, legacy_run, max_relative_error, random_value, read_run,
+                     rename_variable, run_script, shape_image, train_run)
 from legacy.slim_compat import slim, tf
 from modern import naming
-from parity import legacy_run, max_relative_error, random_value, rename_variable
 
 IMAGES = np.random.default_rng(1).uniform(0, 1, (8, 64, 64, 3)).astype(np.float32)
 

@@ -319,7 +319,7 @@ def read_everything(records, impl):
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("damage", ["truncated between records", "truncated inside a record", "flipped bytes"])
 def test_damaged_records_fail_naming_the_shard_not_hanging_or_skipping(records_copy, impl, damage):
-    from flowio import UserError
+    from core.errors import UserError
     from flowio.records import first_problem
     target = shard(records_copy, "train", 1)
     data = bytearray(target.read_bytes())
@@ -372,7 +372,7 @@ def test_a_checkpoint_with_a_missing_file_is_a_clear_error(runs, tiny, tmp_path)
 
 def test_a_modern_backup_with_a_missing_file_is_a_clear_error(tmp_path):
     import tensorflow as tf
-    from flowio import UserError
+    from core.errors import UserError
     from modern.train import backed_up_step
     backup = tmp_path / "backup" / "chief"
     checkpoint = tf.train.Checkpoint(ckpt_saved_epoch=tf.Variable(1, dtype=tf.int64),

@@ -25,6 +25,7 @@ def quiet(name, *args):
     return proc
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", IMPLS)
 def test_a_run_written_before_core_predicts_evaluates_and_continues(impl, tiny, tmp_path):
     run_dir = tmp_path / f"{impl}-lenet5"

@@ -15,32 +15,17 @@ import pytest
 import legacy
 import modern
 from core.errors import UserError
-from helpers import REPO
+from helpers import REPO, RESNET_COUNTS, legacy_run, max_relative_error, rename_variable
 from legacy.slim_compat import tf
 from modern.naming import layer_name, load, modern_name, weight_names
-from parity import legacy_run, max_relative_error, rename_variable
 
 RESNETS = [n for n in legacy.list_models() if n.startswith(("jianshu_resnet_", "resnet_v1_"))]
 # The deep ones take 5-15 s to build in each half: outside `make test-fast`.
 RESNET_PARAMS = [pytest.param(n, marks=pytest.mark.slow) if not n.endswith("_50") else n for n in RESNETS]
 
-# (total, trainable) at 1000 classes, total at 10 classes.
-COUNTS = {
-    "jianshu_resnet_50": (22_788_584, 22_769_384, 20_760_074),
-    "jianshu_resnet_101": (41_780_712, 41_744_104, 39_752_202),
-    "jianshu_resnet_152": (57_424_360, 57_372_392, 55_395_850),
-    # tf_slim's own totals; trainable = total - 2 x BN channels (moving mean and variance), e.g. for 50:
-    # stem 64 + per unit b + b + 4b (+ 4b shortcut on each block's first unit), b = 64/128/256/512 over
-    # [3, 4, 6, 3] units = 64 + 1408 + 3584 + 10240 + 11264 = 26,560 channels -> 53,120 non-trainable.
-    # 10 classes: 990 fewer logits, each with 2048 weights and a bias.
-    "resnet_v1_50": (25_610_152, 25_610_152 - 53_120, 25_610_152 - 2049 * 990),
-    "resnet_v1_101": (44_654_504, 44_654_504 - 105_344, 44_654_504 - 2049 * 990),
-    "resnet_v1_152": (60_344_232, 60_344_232 - 151_424, 60_344_232 - 2049 * 990),
-}
-
 
 def test_the_resnets_are_in_the_table_at_224():
-    assert set(RESNETS) <= set(COUNTS) and len(RESNETS) == 6
+    assert set(RESNETS) <= set(RESNET_COUNTS) and len(RESNETS) == 6
     assert {modern.default_input_size(n) for n in RESNETS} == {legacy.default_input_size(n) for n in RESNETS} == {224}
 
 
@@ -100,7 +85,7 @@ def test_output_and_end_point_shapes_are_equal_between_halves(name, size, num_cl
 @pytest.mark.parametrize("name", RESNET_PARAMS)
 def test_parameter_counts_equal_designs_numbers(name, size, num_classes):
     variables, _, model = built(name, size, num_classes)
-    total_1000, trainable_1000, total_10 = COUNTS[name]
+    total_1000, trainable_1000, total_10 = RESNET_COUNTS[name]
     legacy_total = sum(int(np.prod(s)) for s, _ in variables.values())
     legacy_trainable = sum(int(np.prod(s)) for s, t in variables.values() if t)
     modern_trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)

@@ -15,10 +15,9 @@ import pytest
 
 import legacy
 import modern
-from helpers import IMPLS, QUIET_TF, REPO, run_script
+from helpers import IMPLS, QUIET_TF, REPO, RESNET_COUNTS, legacy_run, max_relative_error, run_script
 from legacy.slim_compat import tf
 from modern import naming
-from parity import legacy_run, max_relative_error
 
 
 def conv(k, c_in, c_out, bias=True):
@@ -175,7 +174,6 @@ def test_every_zoo_model_trains_through_train_py_in_both_halves(tiny, tmp_path):
 def test_the_readmes_model_table_is_the_script_s_with_the_hand_counted_parameters():
     """The README's table is what scripts/model_table.py writes, with the counts pinned here and in
     tests/test_resnet.py (which also hold the built models to them) instead of building all 19 models."""
-    from test_resnet import COUNTS as RESNET_COUNTS
     hand = {**{n: total for n, (total, _) in COUNTS.items()},
             **{n: total_10 for n, (_, _, total_10) in RESNET_COUNTS.items()}}
     assert sorted(hand) == sorted(modern.list_models())
