@@ -10,7 +10,12 @@ once, here:
 * ``family``: the module of each half that builds it (``legacy/<family>.py``, ``modern/<family>.py``);
 * ``source``: where it comes from (a seed article, or tf_slim), for the README's table;
 * ``settings``: what tells it from the other models of its family (a ResNet's depth, a DenseNet's growth
-  rate and units per block), passed to the family's builder as keyword arguments.
+  rate and units per block), passed to the family's builder as keyword arguments;
+* ``head``: the scope of its classifier, whose kernel's last dimension is the number of classes and which
+  ``--exclude-scopes`` names to train a new head (``logits`` here; tf_slim's VGG calls it ``fc8``);
+* ``max_size``: the largest side it accepts, where there is one (tf_slim's VGG writes its fully-connected
+  layers as VALID convolutions, and squeezes a 1x1 result: 224 to 255 only);
+* ``bn_decay``: whether ``--bn-decay`` means something for it (tf_slim's nets without BN refuse it).
 
 A half registers a builder with ``@registry.register_model(name, ...)``, one name or several (a family's
 builder serves each of its models); a name not in the table, or registered twice, raises. The builders'
@@ -29,15 +34,23 @@ class ModelSpec:
     min_size: int
     source: str
     settings: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    head: str = "logits"
+    max_size: int | None = None
+    bn_decay: bool = True
 
 
 JIANSHU = "002: the Jianshu pipeline's ResNet (zero-padding shortcuts)"
 SLIM_RESNET = "tf_slim nets/resnet_v1.py (the canonical slim ResNet)"
 DENSENET = "001: DenseNet-BC for CIFAR-10"
+SLIM_VGG = "tf_slim nets/vgg.py (research/slim's VGG checkpoints)"
 
 
 def _spec(name, family, input_size, min_size, source, **settings):
     return ModelSpec(name, family, input_size, min_size, source, MappingProxyType(settings))
+
+
+def _slim_vgg(name):
+    return ModelSpec(name, "vgg", 224, 224, SLIM_VGG, head="fc8", max_size=255, bn_decay=False)
 
 
 _TABLE = (
@@ -62,6 +75,9 @@ _TABLE = (
     _spec("alexnet", "cnn", 224, 57, "004: AlexNet on Fashion-MNIST at 224"),
     _spec("vgg13", "cnn", 32, 1, "004: VGG-13 on CIFAR-100"),
     _spec("googlenet_cifar", "cnn", 32, 1, "001: three Inception modules for CIFAR-10"),
+    _slim_vgg("vgg_a"),
+    _slim_vgg("vgg_16"),
+    _slim_vgg("vgg_19"),
 )
 MODELS = MappingProxyType({spec.name: spec for spec in _TABLE})
 
@@ -79,6 +95,22 @@ def spec(name):
 
 def default_input_size(name):
     return spec(name).input_size
+
+
+def check_size(name, size):
+    """A ValueError saying which sizes ``name`` accepts when ``size`` is not one of them; None otherwise."""
+    row = spec(name)
+    if size < row.min_size:
+        raise ValueError(f"{name} needs at least {row.min_size}")
+    if row.max_size is not None and size > row.max_size:
+        raise ValueError(f"{name} takes {row.min_size} to {row.max_size} (its fully-connected layers are"
+                         " convolutions of a fixed size)")
+
+
+def check_options(name, batch_norm_decay):
+    """A ValueError when an option is given that ``name`` has nothing to apply to."""
+    if batch_norm_decay is not None and not spec(name).bn_decay:
+        raise ValueError(f"{name} has no batch norm to apply a decay to")
 
 
 class Registry:

@@ -32,6 +32,7 @@ def build(name, images, num_classes, is_training=True, weight_decay=None, batch_
     if unknown:
         raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} for build(); known: images,"
                          " num_classes, is_training, weight_decay, batch_norm_decay")
+    models.check_options(name, batch_norm_decay)
     with tf1_hashing():
         return fn(name, images, num_classes, is_training=is_training, weight_decay=weight_decay,
                   batch_norm_decay=batch_norm_decay, **spec.settings)

@@ -30,12 +30,14 @@ def build(name, num_classes, input_shape=None, weight_decay=None, batch_norm_dec
     the coefficient of half the sum of squares); ``batch_norm_decay``, when given (0 included), replaces the
     momentum of every BN layer's moving averages (slim's "decay" is Keras's "momentum"). ``precision`` is a
     Keras dtype policy (``mixed_bfloat16``, ``mixed_float16``) the layers are built under, except the
-    ``logits`` head, which every builder keeps in float32; the global policy is left as it was.
+    head (``logits``, or the table's ``head``), which every builder keeps in float32; the global policy is left
+    as it was.
     """
     fn, spec = _REGISTRY.lookup(name)
     if unknown:
         raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} for build(); known: num_classes,"
                          " input_shape, weight_decay, batch_norm_decay, precision")
+    models.check_options(name, batch_norm_decay)
     size = spec.input_size
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
@@ -44,10 +46,11 @@ def build(name, num_classes, input_shape=None, weight_decay=None, batch_norm_dec
                    **spec.settings)
     finally:
         keras.mixed_precision.set_global_policy(previous)
+    head = spec.head.replace("/", "__")  # the naming rule: the scope's layer
     heads = [layer.compute_dtype for layer in model.submodules
-             if isinstance(layer, keras.layers.Layer) and layer.name == "logits"]
+             if isinstance(layer, keras.layers.Layer) and layer.name == head]
     if heads != ["float32"]:
-        raise ValueError(f"{name}: needs one head layer named 'logits' computing in float32, found {heads}")
+        raise ValueError(f"{name}: needs one head layer named {head!r} computing in float32, found {heads}")
     if batch_norm_decay is not None:
         for layer in model.submodules:  # nested layers of subclassed models too
             if isinstance(layer, keras.layers.BatchNormalization):

@@ -70,7 +70,7 @@ def describe(args, values, source_run, half):
         raise UserError(f"--model {model}: not a registered model (see train.py --list-models)")
     if source_run.model not in (None, model):
         raise UserError(f"{args.src} holds a {source_run.model} run, not {model}")
-    head = values.get(f"{model}/logits/weights")  # [1, 1, features, classes] in slim's nets
+    head = values.get(f"{model}/{models.spec(model).head}/weights")  # [..., features, classes]
     num_classes = args.num_classes or source_run.num_classes or (head.shape[-1] if head is not None else None)
     if not num_classes:
         raise UserError(f"{args.src}: cannot tell the number of classes; give --num-classes")
@@ -79,8 +79,10 @@ def describe(args, values, source_run, half):
         raise UserError(f"{len(labels)} labels for a model of {num_classes} classes; give --labels with"
                         f" {num_classes} names")
     size = args.image_size or source_run.image_size or models.default_input_size(model)
-    if size < models.spec(model).min_size:
-        raise UserError(f"--image-size {size}: {model} needs at least {models.spec(model).min_size}")
+    try:
+        models.check_size(model, size)
+    except ValueError as err:
+        raise UserError(f"--image-size {size}: {err}") from None
     preprocessing = source_run.preprocessing or flowio.preprocessing_spec(size, flip=False)
     return model, labels, size, preprocessing
 

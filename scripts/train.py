@@ -84,11 +84,17 @@ def check(args):
     if args.bn_decay is not None and not 0 <= args.bn_decay < 1:
         raise UserError(f"--bn-decay {args.bn_decay}: must be at least 0 and below 1")
     try:
-        spec = models.spec(args.model)
+        models.spec(args.model)
     except ValueError as err:
         raise UserError(f"--model: {err}") from None
-    if args.image_size is not None and args.image_size < spec.min_size:
-        raise UserError(f"--image-size {args.image_size}: {args.model} needs at least {spec.min_size}")
+    try:
+        models.check_size(args.model, args.image_size or models.default_input_size(args.model))
+    except ValueError as err:
+        raise UserError(f"--image-size {args.image_size}: {err}") from None
+    try:
+        models.check_options(args.model, args.bn_decay)
+    except ValueError as err:
+        raise UserError(f"--bn-decay {args.bn_decay}: {err}") from None
     exclude_scopes = [s.strip() for s in args.exclude_scopes.split(",") if s.strip()]
     if exclude_scopes and not args.init_from:
         raise UserError("--exclude-scopes needs --init-from CKPT (the checkpoint to take the other weights from)")

@@ -35,6 +35,9 @@ RESNET_COUNTS = {
     "resnet_v1_101": (44_654_504, 44_654_504 - 105_344, 44_654_504 - 2049 * 990),
     "resnet_v1_152": (60_344_232, 60_344_232 - 151_424, 60_344_232 - 2049 * 990),
 }
+# research/slim's VGG at 1000 classes: VGG-11 ("A"), VGG-16, VGG-19 as published (Simonyan & Zisserman's
+# configurations; tf_keras.applications.VGG16 / VGG19 state the same totals); 10 classes drop 990 x (4096 + 1)
+VGG_COUNTS = {"vgg_a": 132_863_336, "vgg_16": 138_357_544, "vgg_19": 143_667_240}
 
 
 def shape_image(kind, seed):

@@ -1,7 +1,7 @@
 """The model table's sizes and the BN decay, checked by building the models of both halves.
 
 * ``min_size``: every model builds in both halves at its smallest size, and (where that is above 1) not one
-  pixel below; ``train.py`` refuses a smaller ``--image-size`` with one line naming the smallest, before
+  pixel below; where the table has a ``max_size``, at that size and not one pixel above; ``train.py`` refuses a smaller ``--image-size`` with one line naming the smallest, before
   TensorFlow starts.
 * ``--bn-decay 0``: one training step of each half's own training code (legacy's graph, modern's compiled
   model) leaves every BN layer's moving statistics equal to the statistics of that batch at that layer,
@@ -40,11 +40,13 @@ def builds(half, name, size):
 @pytest.mark.parametrize("name", [n if n in QUICK else pytest.param(n, marks=pytest.mark.slow)
                                   for n in models.list_models()])
 def test_each_model_builds_at_its_smallest_size_and_not_below(name):
-    smallest = models.spec(name).min_size
+    smallest, largest = models.spec(name).min_size, models.spec(name).max_size
     for half in ("legacy", "modern"):
         assert builds(half, name, smallest), (half, smallest)
         if smallest > 1:
             assert not builds(half, name, smallest - 1), (half, smallest - 1)
+        if largest is not None:  # and at its largest, not above
+            assert builds(half, name, largest) and not builds(half, name, largest + 1), (half, largest)
 
 
 def test_train_refuses_an_image_size_below_the_models_smallest_naming_it(tmp_path):

@@ -1,0 +1,98 @@
+"""tf_slim's own classification nets in both halves: legacy calls tf_slim's functions, modern ports them.
+
+Every comparison is against tf_slim's own graph: its variables (names and shapes, one to one with the modern
+weights), pinned parameter counts (published totals, not computed from either half), and logits from a
+checkpoint tf_slim's graph wrote after one real training step (so it also holds the optimizer's slots and
+``global_step``, which the modern model must skip). Guards: the logits spread, one perturbed weight and one
+renamed variable fail. All of these nets hold 130-145 M parameters at 224x224: outside ``make test-fast``.
+"""
+
+import numpy as np
+import pytest
+
+import legacy
+import modern
+from core import checkpoints, models
+from core.errors import UserError
+from helpers import VGG_COUNTS, max_relative_error, random_value
+from legacy.slim_compat import tf
+from modern import naming
+
+VGG = [pytest.param(n, marks=pytest.mark.slow) for n in sorted(VGG_COUNTS)]
+SIZE = 224
+
+
+def slim_variables(name, num_classes):
+    graph = tf.Graph()
+    with graph.as_default():
+        logits, end_points = legacy.build(name, tf.placeholder(tf.float32, [2, SIZE, SIZE, 3]), num_classes)
+        return logits.shape.as_list(), {v.op.name: v.shape.as_list() for v in tf.global_variables()}, end_points
+
+
+@pytest.mark.parametrize("name", VGG)
+def test_counts_names_and_shapes_are_tf_slims(name):
+    from tf_slim.nets import vgg
+    assert models.spec(name).head == "fc8" and legacy.vgg.NETS[name] is getattr(vgg, name)
+    for classes, total in ((1000, VGG_COUNTS[name]), (10, VGG_COUNTS[name] - 990 * 4097)):
+        shape, variables, end_points = slim_variables(name, classes)
+        assert shape == [2, classes] and sum(int(np.prod(s)) for s in variables.values()) == total
+        model = modern.build(name, classes)
+        assert model.count_params() == total and not model.non_trainable_weights
+        assert {n: w.shape.as_list() for n, w in naming.weight_names(model).items()} == variables
+    assert f"{name}/fc8" in end_points and f"{name}/pool5" in end_points
+
+
+def slim_checkpoint(name, images, prefix):
+    """tf_slim's graph of ``name`` (random weights) trained one Momentum step, saved with its slots and step;
+    returns the inference logits of the saved weights, from tf_slim's graph again."""
+    rng = np.random.default_rng(0)
+    graph = tf.Graph()
+    with graph.as_default():
+        logits, _ = legacy.build(name, tf.constant(images), 10, is_training=True)
+        loss = tf.losses.sparse_softmax_cross_entropy(tf.constant([1, 7]), logits)
+        step = tf.train.MomentumOptimizer(1e-3, 0.9).minimize(loss, tf.train.get_or_create_global_step())
+        with tf.Session(graph=graph) as sess:
+            sess.run(tf.global_variables_initializer())
+            for v in tf.model_variables():
+                v.load(random_value(v.op.name, v.shape.as_list(), rng).astype(np.float32), sess)
+            sess.run(step)
+            tf.train.Saver().save(sess, prefix, write_meta_graph=False)
+    graph = tf.Graph()
+    with graph.as_default():
+        logits, _ = legacy.build(name, tf.constant(images), 10, is_training=False)
+        with tf.Session(graph=graph) as sess:
+            tf.train.Saver(tf.model_variables()).restore(sess, prefix)
+            return sess.run(logits)
+
+
+@pytest.mark.parametrize("name", VGG)
+def test_a_checkpoint_tf_slim_wrote_gives_the_same_logits_in_the_modern_model(name, tmp_path):
+    images = np.random.default_rng(1).uniform(-1, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
+    prefix = str(tmp_path / "model.ckpt")
+    reference = slim_checkpoint(name, images, prefix)
+    assert reference.std() > 0.1
+    values, _ = checkpoints.read(prefix)
+    assert "global_step" in values and any(n.endswith("/Momentum") for n in values)  # what must be skipped
+    model = modern.build(name, 10)
+    naming.assign(model, values)
+    assert max_relative_error(model(images, training=False).numpy(), reference) <= 1e-5
+    # the guards: one perturbed weight fails the comparison, one renamed variable is refused by name
+    # (a head bias: with random weights, one element of an inner kernel often meets only dead ReLUs)
+    bias = naming.weight_names(model)[f"{name}/fc8/biases"]
+    bias.assign(bias.numpy() + np.eye(10, dtype=np.float32)[3] * 0.5)
+    assert max_relative_error(model(images, training=False).numpy(), reference) > 1e-3
+    renamed = {(f"{name}/fc7/kernel" if n == f"{name}/fc7/weights" else n): v for n, v in values.items()}
+    with pytest.raises(UserError, match=rf"missing: {name}/fc7/weights.*unexpected: {name}/fc7/kernel"):
+        naming.assign(modern.build(name, 10), renamed)
+
+
+def test_vgg_refuses_a_bn_decay_and_a_size_its_fully_connected_convolutions_cannot_take():
+    for build in (lambda: legacy.build("vgg_16", None, 10, batch_norm_decay=0.9),
+                  lambda: modern.build("vgg_16", 10, batch_norm_decay=0.9)):
+        with pytest.raises(ValueError, match="vgg_16 has no batch norm"):
+            build()
+    with pytest.raises(ValueError, match="224 to 255"):
+        models.check_size("vgg_16", 256)
+    models.check_size("vgg_16", 255)
+    with pytest.raises(ValueError, match="at least 224"):
+        models.check_size("vgg_16", 223)
