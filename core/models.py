@@ -49,8 +49,10 @@ def _spec(name, family, input_size, min_size, source, **settings):
     return ModelSpec(name, family, input_size, min_size, source, MappingProxyType(settings))
 
 
-def _slim_vgg(name):
-    return ModelSpec(name, "vgg", 224, 224, SLIM_VGG, head="fc8", max_size=255, bn_decay=False)
+def _slim_convnet(name, input_size, min_size, max_size, source):
+    """tf_slim's nets without BN whose fully-connected layers are VALID convolutions (a fixed range of sizes)."""
+    return ModelSpec(name, "slim_convnets", input_size, min_size, source, head="fc8", max_size=max_size,
+                     bn_decay=False)
 
 
 _TABLE = (
@@ -75,9 +77,11 @@ _TABLE = (
     _spec("alexnet", "cnn", 224, 57, "004: AlexNet on Fashion-MNIST at 224"),
     _spec("vgg13", "cnn", 32, 1, "004: VGG-13 on CIFAR-100"),
     _spec("googlenet_cifar", "cnn", 32, 1, "001: three Inception modules for CIFAR-10"),
-    _slim_vgg("vgg_a"),
-    _slim_vgg("vgg_16"),
-    _slim_vgg("vgg_19"),
+    _slim_convnet("vgg_a", 224, 224, 255, SLIM_VGG),
+    _slim_convnet("vgg_16", 224, 224, 255, SLIM_VGG),
+    _slim_convnet("vgg_19", 224, 224, 255, SLIM_VGG),
+    _slim_convnet("alexnet_v2", 224, 195, 226, "tf_slim nets/alexnet.py (research/slim's AlexNet v2)"),
+    _slim_convnet("overfeat", 231, 231, 262, "tf_slim nets/overfeat.py (research/slim's OverFeat)"),
 )
 MODELS = MappingProxyType({spec.name: spec for spec in _TABLE})
 

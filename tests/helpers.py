@@ -35,9 +35,19 @@ RESNET_COUNTS = {
     "resnet_v1_101": (44_654_504, 44_654_504 - 105_344, 44_654_504 - 2049 * 990),
     "resnet_v1_152": (60_344_232, 60_344_232 - 151_424, 60_344_232 - 2049 * 990),
 }
-# research/slim's VGG at 1000 classes: VGG-11 ("A"), VGG-16, VGG-19 as published (Simonyan & Zisserman's
-# configurations; tf_keras.applications.VGG16 / VGG19 state the same totals); 10 classes drop 990 x (4096 + 1)
-VGG_COUNTS = {"vgg_a": 132_863_336, "vgg_16": 138_357_544, "vgg_19": 143_667_240}
+# tf_slim's plain convnets at 1000 classes. VGG-11 ("A"), VGG-16, VGG-19 as published (Simonyan & Zisserman's
+# configurations; tf_keras.applications.VGG16 / VGG19 state the same totals). AlexNet v2 and OverFeat counted
+# by hand from tf_slim's layer list, (k*k*in + 1) * out per convolution. Each has a 4096-wide fc7, so 10
+# classes drop 990 x (4096 + 1).
+SLIM_CONVNET_COUNTS = {
+    "vgg_a": 132_863_336, "vgg_16": 138_357_544, "vgg_19": 143_667_240,
+    "alexnet_v2": sum((k * k * c_in + 1) * c_out for k, c_in, c_out in (
+        (11, 3, 64), (5, 64, 192), (3, 192, 384), (3, 384, 384), (3, 384, 256), (5, 256, 4096), (1, 4096, 4096),
+        (1, 4096, 1000))),  # 50,303,912
+    "overfeat": sum((k * k * c_in + 1) * c_out for k, c_in, c_out in (
+        (11, 3, 64), (5, 64, 256), (3, 256, 512), (3, 512, 1024), (3, 1024, 1024), (6, 1024, 3072),
+        (1, 3072, 4096), (1, 4096, 1000))),  # 145,704,424
+}
 
 
 def shape_image(kind, seed):

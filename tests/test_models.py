@@ -1,8 +1,8 @@
 """The model table's sizes and the BN decay, checked by building the models of both halves.
 
 * ``min_size``: every model builds in both halves at its smallest size, and (where that is above 1) not one
-  pixel below; where the table has a ``max_size``, at that size and not one pixel above; ``train.py`` refuses a smaller ``--image-size`` with one line naming the smallest, before
-  TensorFlow starts.
+  pixel below; where the table has a ``max_size``, at that size and not one pixel above. ``train.py``
+  refuses a size outside them with one line naming the range, before TensorFlow starts.
 * ``--bn-decay 0``: one training step of each half's own training code (legacy's graph, modern's compiled
   model) leaves every BN layer's moving statistics equal to the statistics of that batch at that layer,
   computed here with numpy from the layer's input.
@@ -53,6 +53,11 @@ def test_train_refuses_an_image_size_below_the_models_smallest_naming_it(tmp_pat
     proc = run_script("train.py", "--impl", "legacy", "--model", "alexnet", "--image-size", 56,
                       "--data", tmp_path / "none")
     assert_user_error(proc, "--image-size 56", "alexnet needs at least 57")
+    proc = run_script("train.py", "--impl", "modern", "--model", "vgg_16", "--image-size", 256,
+                      "--data", tmp_path / "none")
+    assert_user_error(proc, "--image-size 256", "vgg_16 takes 224 to 255")
+    proc = run_script("train.py", "--impl", "modern", "--model", "vgg_16", "--bn-decay", 0.9, "--data", tmp_path)
+    assert_user_error(proc, "--bn-decay 0.9", "vgg_16 has no batch norm")
 
 
 # --- --bn-decay 0 -----------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Every comparison is against tf_slim's own graph: its variables (names and shapes
 weights), pinned parameter counts (published totals, not computed from either half), and logits from a
 checkpoint tf_slim's graph wrote after one real training step (so it also holds the optimizer's slots and
 ``global_step``, which the modern model must skip). Guards: the logits spread, one perturbed weight and one
-renamed variable fail. All of these nets hold 130-145 M parameters at 224x224: outside ``make test-fast``.
+renamed variable fail. These nets hold 50-146 M parameters at 224x224 or more: outside ``make test-fast``.
 """
 
 import numpy as np
@@ -14,26 +14,26 @@ import legacy
 import modern
 from core import checkpoints, models
 from core.errors import UserError
-from helpers import VGG_COUNTS, max_relative_error, random_value
+from helpers import SLIM_CONVNET_COUNTS, max_relative_error, random_value
 from legacy.slim_compat import tf
 from modern import naming
 
-VGG = [pytest.param(n, marks=pytest.mark.slow) for n in sorted(VGG_COUNTS)]
-SIZE = 224
+CONVNETS = [pytest.param(n, marks=pytest.mark.slow) for n in sorted(SLIM_CONVNET_COUNTS)]
 
 
 def slim_variables(name, num_classes):
+    size = models.default_input_size(name)
     graph = tf.Graph()
     with graph.as_default():
-        logits, end_points = legacy.build(name, tf.placeholder(tf.float32, [2, SIZE, SIZE, 3]), num_classes)
+        logits, end_points = legacy.build(name, tf.placeholder(tf.float32, [2, size, size, 3]), num_classes)
         return logits.shape.as_list(), {v.op.name: v.shape.as_list() for v in tf.global_variables()}, end_points
 
 
-@pytest.mark.parametrize("name", VGG)
+@pytest.mark.parametrize("name", CONVNETS)
 def test_counts_names_and_shapes_are_tf_slims(name):
-    from tf_slim.nets import vgg
-    assert models.spec(name).head == "fc8" and legacy.vgg.NETS[name] is getattr(vgg, name)
-    for classes, total in ((1000, VGG_COUNTS[name]), (10, VGG_COUNTS[name] - 990 * 4097)):
+    function, _ = legacy.slim_convnets.NETS[name]
+    assert models.spec(name).head == "fc8" and function.__module__.startswith("tf_slim.nets.")
+    for classes, total in ((1000, SLIM_CONVNET_COUNTS[name]), (10, SLIM_CONVNET_COUNTS[name] - 990 * 4097)):
         shape, variables, end_points = slim_variables(name, classes)
         assert shape == [2, classes] and sum(int(np.prod(s)) for s in variables.values()) == total
         model = modern.build(name, classes)
@@ -65,9 +65,10 @@ def slim_checkpoint(name, images, prefix):
             return sess.run(logits)
 
 
-@pytest.mark.parametrize("name", VGG)
+@pytest.mark.parametrize("name", CONVNETS)
 def test_a_checkpoint_tf_slim_wrote_gives_the_same_logits_in_the_modern_model(name, tmp_path):
-    images = np.random.default_rng(1).uniform(-1, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
+    size = models.default_input_size(name)
+    images = np.random.default_rng(1).uniform(-1, 1, (2, size, size, 3)).astype(np.float32)
     prefix = str(tmp_path / "model.ckpt")
     reference = slim_checkpoint(name, images, prefix)
     assert reference.std() > 0.1
@@ -86,7 +87,7 @@ def test_a_checkpoint_tf_slim_wrote_gives_the_same_logits_in_the_modern_model(na
         naming.assign(modern.build(name, 10), renamed)
 
 
-def test_vgg_refuses_a_bn_decay_and_a_size_its_fully_connected_convolutions_cannot_take():
+def test_a_plain_convnet_refuses_a_bn_decay_and_a_size_its_fully_connected_convolutions_cannot_take():
     for build in (lambda: legacy.build("vgg_16", None, 10, batch_norm_decay=0.9),
                   lambda: modern.build("vgg_16", 10, batch_norm_decay=0.9)):
         with pytest.raises(ValueError, match="vgg_16 has no batch norm"):

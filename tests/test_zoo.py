@@ -15,7 +15,7 @@ import pytest
 
 import legacy
 import modern
-from helpers import IMPLS, QUIET_TF, REPO, RESNET_COUNTS, VGG_COUNTS, legacy_run, max_relative_error, run_script
+from helpers import IMPLS, QUIET_TF, REPO, RESNET_COUNTS, SLIM_CONVNET_COUNTS, legacy_run, max_relative_error, run_script
 from legacy.slim_compat import tf
 from modern import naming
 
@@ -88,7 +88,7 @@ ZOO_PARAMS = [pytest.param(n, marks=pytest.mark.slow) if n in BIG else n for n i
 def test_the_zoo_is_every_registered_model_but_the_slim_resnets():
     assert sorted(set(legacy.list_models()) - set(ZOO)) == sorted(
         [f"{family}_{depth}" for family in ("jianshu_resnet", "resnet_v1") for depth in (50, 101, 152)]
-        + list(VGG_COUNTS))
+        + list(SLIM_CONVNET_COUNTS))
 
 
 def legacy_variables(name, size, num_classes):
@@ -177,7 +177,7 @@ def test_the_readmes_model_table_is_the_script_s_with_the_hand_counted_parameter
     tests/test_resnet.py (which also hold the built models to them) instead of building all 19 models."""
     hand = {**{n: total for n, (total, _) in COUNTS.items()},
             **{n: total_10 for n, (_, _, total_10) in RESNET_COUNTS.items()},
-            **{n: total - 990 * 4097 for n, total in VGG_COUNTS.items()}}
+            **{n: total - 990 * 4097 for n, total in SLIM_CONVNET_COUNTS.items()}}
     assert sorted(hand) == sorted(modern.list_models())
     sys.path.insert(0, str(REPO / "scripts"))
     try:
