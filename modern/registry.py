@@ -11,6 +11,7 @@ Sections, in the same order as the twin: the registry, building.
 import tf_keras as keras
 
 from core import models
+from core.checkpoints import layer_name
 from core.models import default_input_size  # noqa: F401 -- the half's API, from the one table
 
 # --- the registry -----------------------------------------------------------------------------------------
@@ -46,7 +47,7 @@ def build(name, num_classes, input_shape=None, weight_decay=None, batch_norm_dec
                    **spec.settings)
     finally:
         keras.mixed_precision.set_global_policy(previous)
-    head = spec.head.replace("/", "__")  # the naming rule: the scope's layer
+    head = layer_name(spec.head)
     heads = [layer.compute_dtype for layer in model.submodules
              if isinstance(layer, keras.layers.Layer) and layer.name == head]
     if heads != ["float32"]:
