@@ -21,20 +21,16 @@ import shutil
 
 import tensorflow as tf
 
-import modern
 from core import checkpoints
 from core.run_dir import SAVED_MODEL, TEMPORARY, TFLITE
 from flowio.reader import decode, preprocess
-from modern import naming
+from modern.train import model_from
 
 
 def trained_model(run):
     """``(model, description)``: the run's best (else last) weights in the modern model, whichever half trained it."""
     values, source = checkpoints.read(run.folder, run.model)
-    size = run.image_size
-    model = modern.build(run.model, run.num_classes, input_shape=(size, size, 3))
-    naming.assign(model, values, source=source)
-    return model, source
+    return model_from(run, values, source), source
 
 
 class Serving(tf.Module):

@@ -145,6 +145,13 @@ def compiled_model(run, steps_per_epoch, steps_per_execution=1):
     return model
 
 
+def model_from(run, values, source):
+    """The run's model (inference build, its image size) with every weight assigned by name from ``values``."""
+    model = modern.build(run.model, run.num_classes, input_shape=(run.image_size, run.image_size, 3))
+    naming.assign(model, values, source=source)
+    return model
+
+
 def initialise(model, run, init_from):
     """Fine-tuning: the weights outside ``init_from["exclude_scopes"]`` from ``init_from["checkpoint"]``."""
     values, source = checkpoints.read(init_from["checkpoint"], run.model)
@@ -216,8 +223,7 @@ class EpochAlignedBackup(keras.callbacks.BackupAndRestore):
 def write_weights(run, values, source):
     """A converted run's checkpoint: ``values`` assigned by name into the model and saved as the run's best.h5;
     returns how many weights it holds."""
-    model = modern.build(run.model, run.num_classes, input_shape=(run.image_size, run.image_size, 3))
-    naming.assign(model, values, source=source)
+    model = model_from(run, values, source)
     model.save_weights(run.path(MODERN_BEST))
     return len(naming.weight_names(model))
 
