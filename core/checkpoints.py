@@ -21,16 +21,22 @@ rules (and the errors listing missing, unexpected and mis-shaped variables) are 
 
 import os
 
+from core import models
 from core.errors import UserError
 from core.run_dir import LEGACY_BEST, LEGACY_LAST, MODERN_BEST, Run
 
 SEP = "__"
 TO_KERAS = {"weights": "kernel", "biases": "bias", "gamma": "gamma", "beta": "beta",
-            "moving_mean": "moving_mean", "moving_variance": "moving_variance"}
+            "moving_mean": "moving_mean", "moving_variance": "moving_variance",
+            "depthwise_weights": "depthwise_kernel", "pointwise_weights": "pointwise_kernel"}
 TO_SLIM = {v: k for k, v in TO_KERAS.items()}
-# What a TF1 training run saves beside the model's variables: the step and the optimizer's slots.
-NOT_MODEL = ("global_step",)
-SLOT_SUFFIXES = ("/Momentum", "/ExponentialMovingAverage")
+# What a TF1 training run saves beside the model's variables: the step, the optimizers' slots (tf.compat.v1.train's
+# slot names: Momentum, RMSProp's two, Adam's two and its beta powers, Adagrad, Adadelta's two, Ftrl's two) and
+# the shadows of tf.train.ExponentialMovingAverage (research/slim's --moving_average_decay).
+NOT_MODEL = ("global_step", "beta1_power", "beta2_power")
+SLOT_SUFFIXES = ("/Momentum", "/RMSProp", "/RMSProp_1", "/Adam", "/Adam_1", "/Adagrad", "/Adadelta", "/Adadelta_1",
+                 "/Ftrl", "/Ftrl_1")
+EMA = "/ExponentialMovingAverage"
 
 
 def layer_name(scope):
@@ -56,7 +62,7 @@ def modern_name(variable_name):
 def model_variables(names, model_name):
     """The names among ``names`` that are model weights of ``model_name`` (no step, no optimizer slots)."""
     return [n for n in names if n.startswith(model_name + "/") and n not in NOT_MODEL
-            and not n.endswith(SLOT_SUFFIXES)]
+            and not n.endswith(SLOT_SUFFIXES + (EMA,))]
 
 
 # --- reading ---------------------------------------------------------------------------------------------
@@ -124,7 +130,7 @@ def read(src, model_name=None):
             path = run.path(MODERN_BEST)
             if not os.path.exists(path):
                 raise UserError(f"{src}: this modern run has no {MODERN_BEST} yet; train it for an epoch first")
-            return _read_h5(path, run.model), f"modern run {src}"
+            return _read_h5(path, models.scope(run.model)), f"modern run {src}"
         prefix = next(filter(None, (_tf1_prefix(run.path(d)) for d in (LEGACY_BEST, LEGACY_LAST))), None)
         if prefix is None:
             raise UserError(f"{src}: this legacy run has no checkpoint yet; train it first")
@@ -177,3 +183,69 @@ def select(wanted, values, model_name, exclude_scopes=(), source="the checkpoint
         hint = " (--exclude-scopes leaves scopes such as logits to be trained anew)" if misshaped or extra else ""
         raise UserError(f"{source} does not match {model_name}: " + "; ".join(problems) + hint)
     return {n: values[n] for n in keep}
+
+
+# --- what a converter does to a checkpoint ---------------------------------------------------------------
+# convert_checkpoint.py's options, in the order it applies them: --rename, --use-ema, --drop-background-class.
+
+def renamed(values, rules):
+    """``values`` with every name rewritten by ``rules`` (``[(regex, replacement), ...]``, ``re.sub`` in order):
+    a checkpoint saved under another top-level scope (``--rename '^tower_0/=InceptionV3/'``)."""
+    import re
+    out = {}
+    for name, value in values.items():
+        new = name
+        for pattern, replacement in rules:
+            new = re.sub(pattern, replacement, new)
+        if new in out:
+            raise UserError(f"--rename maps two variables to {new}")
+        out[new] = value
+    return out
+
+
+def averaged(values):
+    """``values`` with each variable's ``<name>/ExponentialMovingAverage`` shadow in its place where one exists
+    (the raw value elsewhere), the shadows themselves dropped: what research/slim's eval restores with
+    ``--moving_average_decay``. Returns ``(values, how many were replaced)``; none is a UserError."""
+    shadows = {n[:-len(EMA)]: v for n, v in values.items() if n.endswith(EMA)}
+    if not shadows:
+        raise UserError("--use-ema: the checkpoint holds no <variable>/ExponentialMovingAverage shadows")
+    return {n: shadows.get(n, v) for n, v in values.items() if not n.endswith(EMA)}, len(shadows)
+
+
+def without_background(values, heads):
+    """``values`` with class 0 (research/slim's ``background``, its ``--labels_offset 1``) cut from the last axis
+    of every variable under the scopes ``heads`` (the classifier, and inception_v3's auxiliary one): class k + 1
+    of the checkpoint becomes class k."""
+    out = dict(values)
+    cut = [n for n in values if any(n.startswith(h + "/") for h in heads) and not n.endswith(SLOT_SUFFIXES + (EMA,))]
+    if not cut:
+        raise UserError(f"--drop-background-class: the checkpoint has no {', '.join(heads)} variables")
+    for name in cut:
+        out[name] = values[name][..., 1:]
+    return out
+
+
+def fates(wanted, values, model_name, averaged_names=()):
+    """``[(name, shape, fate)]`` for every variable of the checkpoint and every one the model wants but it lacks
+    (``--list``): matched, other shape, unexpected, missing, optimizer slot, global_step, EMA shadow (used, when
+    its variable's name is in ``averaged_names``)."""
+    rows = []
+    for name in sorted(set(values) | set(wanted)):
+        shape = list(values[name].shape) if name in values else list(wanted[name])
+        if name not in values:
+            fate = "missing"
+        elif name in NOT_MODEL:
+            fate = name if name == "global_step" else "optimizer slot"
+        elif name.endswith(EMA):
+            fate = "EMA shadow" + (" (used)" if name[:-len(EMA)] in averaged_names else "")
+        elif name.endswith(SLOT_SUFFIXES):
+            fate = "optimizer slot"
+        elif name not in wanted:
+            fate = "unexpected"
+        elif list(values[name].shape) != list(wanted[name]):
+            fate = f"other shape (the model's: {list(wanted[name])})"
+        else:
+            fate = "matched"
+        rows.append((name, shape, fate))
+    return rows

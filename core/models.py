@@ -15,7 +15,20 @@ once, here:
   ``--exclude-scopes`` names to train a new head (``logits`` here; tf_slim's VGG calls it ``fc8``);
 * ``max_size``: the largest side it accepts, where there is one (tf_slim's VGG writes its fully-connected
   layers as VALID convolutions, and squeezes a 1x1 result: 224 to 255 only);
-* ``bn_decay``: whether ``--bn-decay`` means something for it (tf_slim's nets without BN refuse it).
+* ``bn_decay``: whether ``--bn-decay`` means something for it (tf_slim's nets without BN refuse it, and so do
+  inception_v1/v2, whose arg scopes fix BN's decay at 0.9997 with no parameter);
+* ``scope``: the top-level variable scope of its checkpoints, where it is not the model's name (tf_slim's
+  inception nets are ``InceptionV1``..``InceptionV3``): every variable is ``<scope>/...``, and the modern model
+  carries it as its name;
+* ``aux_head``: the scope of an auxiliary classifier (inception_v3's ``AuxLogits/Conv2d_2b_1x1``), trained beside
+  the head and dropped from exports;
+* ``preprocessing``: its default recipe (flowio's ``RECIPES``): research/slim's ``inception`` for inception and
+  resnet_v2, ``vgg`` for vgg, resnet_v1, alexnet_v2 and overfeat (its preprocessing factory), the project's own
+  ``default`` for the rest;
+* ``checkpoint_classes``: the classes of research/slim's published checkpoints of it (1001 for inception and
+  resnet_v2: ImageNet's 1000 after a background class; 1000 for vgg and resnet_v1), for the README's counts;
+* ``dropout``: whether it has dropout layers, whose keep probability ``build(..., dropout_keep_prob=)`` sets
+  (comparisons in training mode switch it off in both halves).
 
 A half registers a builder with ``@registry.register_model(name, ...)``, one name or several (a family's
 builder serves each of its models); a name not in the table, or registered twice, raises. The builders'
@@ -37,32 +50,59 @@ class ModelSpec:
     head: str = "logits"
     max_size: int | None = None
     bn_decay: bool = True
+    scope: str | None = None
+    dropout: bool = False
+    aux_head: str | None = None
+    preprocessing: str = "default"
+    checkpoint_classes: int | None = None
 
+
+# flowio.reader's preprocessing recipes (what each does is said there)
+RECIPES = ("default", "inception", "vgg")
 
 JIANSHU = "002: the Jianshu pipeline's ResNet (zero-padding shortcuts)"
 SLIM_RESNET = "tf_slim nets/resnet_v1.py (the canonical slim ResNet)"
 DENSENET = "001: DenseNet-BC for CIFAR-10"
 SLIM_VGG = "tf_slim nets/vgg.py (research/slim's VGG checkpoints)"
+SLIM_RESNET_V2 = "tf_slim nets/resnet_v2.py (research/slim's pre-activation ResNets)"
+SLIM_INCEPTION = "tf_slim nets/inception_v{}.py (research/slim's Inception checkpoints)"
 
 
-def _spec(name, family, input_size, min_size, source, **settings):
-    return ModelSpec(name, family, input_size, min_size, source, MappingProxyType(settings))
+def _spec(name, family, input_size, min_size, source, preprocessing="default", checkpoint_classes=None,
+          **settings):
+    return ModelSpec(name, family, input_size, min_size, source, MappingProxyType(settings),
+                     preprocessing=preprocessing, checkpoint_classes=checkpoint_classes)
 
 
 def _slim_convnet(name, input_size, min_size, max_size, source):
     """tf_slim's nets without BN whose fully-connected layers are VALID convolutions (a fixed range of sizes)."""
     return ModelSpec(name, "slim_convnets", input_size, min_size, source, head="fc8", max_size=max_size,
-                     bn_decay=False)
+                     bn_decay=False, dropout=True, preprocessing="vgg", checkpoint_classes=1000)
+
+
+def _inception(version, input_size, min_size, max_size, head):
+    """tf_slim's inception_v{version}: scope ``InceptionV{version}``, dropout before its head; v1/v2's arg scopes
+    fix BN's decay; v3 has an auxiliary head; the largest size is where the last pool still leaves 1x1."""
+    return ModelSpec(f"inception_v{version}", "inception", input_size, min_size, SLIM_INCEPTION.format(version),
+                     MappingProxyType({"version": version}), head=head, max_size=max_size,
+                     bn_decay=version == 3, scope=f"InceptionV{version}", dropout=True,
+                     aux_head="AuxLogits/Conv2d_2b_1x1" if version == 3 else None, preprocessing="inception",
+                     checkpoint_classes=1001)
 
 
 _TABLE = (
-    # name                  family           size  min  source
+    # name, family, size, min size, source (then the preprocessing recipe and research/slim's classes)
     _spec("jianshu_resnet_50", "resnet", 224, 1, JIANSHU, depth=50),
     _spec("jianshu_resnet_101", "resnet", 224, 1, JIANSHU, depth=101),
     _spec("jianshu_resnet_152", "resnet", 224, 1, JIANSHU, depth=152),
-    _spec("resnet_v1_50", "resnet", 224, 1, SLIM_RESNET, depth=50),
-    _spec("resnet_v1_101", "resnet", 224, 1, SLIM_RESNET, depth=101),
-    _spec("resnet_v1_152", "resnet", 224, 1, SLIM_RESNET, depth=152),
+    _spec("resnet_v1_50", "resnet", 224, 1, SLIM_RESNET, "vgg", 1000, depth=50),
+    _spec("resnet_v1_101", "resnet", 224, 1, SLIM_RESNET, "vgg", 1000, depth=101),
+    _spec("resnet_v1_152", "resnet", 224, 1, SLIM_RESNET, "vgg", 1000, depth=152),
+    _spec("resnet_v1_200", "resnet", 224, 1, SLIM_RESNET, "vgg", 1000, depth=200),
+    _spec("resnet_v2_50", "resnet", 299, 1, SLIM_RESNET_V2, "inception", 1001, depth=50),
+    _spec("resnet_v2_101", "resnet", 299, 1, SLIM_RESNET_V2, "inception", 1001, depth=101),
+    _spec("resnet_v2_152", "resnet", 299, 1, SLIM_RESNET_V2, "inception", 1001, depth=152),
+    _spec("resnet_v2_200", "resnet", 299, 1, SLIM_RESNET_V2, "inception", 1001, depth=200),
     # growth rate k and bottleneck units per dense block: the article's variants
     _spec("densenet_100x12", "densenet", 32, 4, DENSENET, growth=12, units=(16, 16, 16)),
     _spec("densenet_100x24", "densenet", 32, 4, DENSENET, growth=24, units=(16, 16, 16)),
@@ -82,6 +122,10 @@ _TABLE = (
     _slim_convnet("vgg_19", 224, 224, 255, SLIM_VGG),
     _slim_convnet("alexnet_v2", 224, 195, 226, "tf_slim nets/alexnet.py (research/slim's AlexNet v2)"),
     _slim_convnet("overfeat", 231, 231, 262, "tf_slim nets/overfeat.py (research/slim's OverFeat)"),
+    # v1's head is Conv2d_0c_1x1 in tf_slim, v2's and v3's Conv2d_1c_1x1; v3's AuxLogits need 107..346
+    _inception(1, 224, 193, 224, "Logits/Conv2d_0c_1x1"),
+    _inception(2, 224, 1, 256, "Logits/Conv2d_1c_1x1"),
+    _inception(3, 299, 107, 346, "Logits/Conv2d_1c_1x1"),
 )
 MODELS = MappingProxyType({spec.name: spec for spec in _TABLE})
 
@@ -107,14 +151,38 @@ def check_size(name, size):
     if size < row.min_size:
         raise ValueError(f"{name} needs at least {row.min_size}")
     if row.max_size is not None and size > row.max_size:
-        raise ValueError(f"{name} takes {row.min_size} to {row.max_size} (its fully-connected layers are"
-                         " convolutions of a fixed size)")
+        raise ValueError(f"{name} takes {row.min_size} to {row.max_size} (its " + (
+            "fully-connected layers are convolutions of a fixed size)" if row.family == "slim_convnets" else
+            "last pool must leave a 1x1 map to squeeze)"))
 
 
-def check_options(name, batch_norm_decay):
+def scope(name):
+    """The top-level variable scope of ``name``'s checkpoints (and its modern model's name)."""
+    row = spec(name)
+    return row.name if row.scope is None else row.scope
+
+
+def heads(name):
+    """The full scopes of ``name``'s classifiers: its head, and its auxiliary head where it has one."""
+    row = spec(name)
+    return [f"{scope(name)}/{h}" for h in (row.head, row.aux_head) if h is not None]
+
+
+def aux_scopes(name):
+    """The scopes of ``name``'s auxiliary head (``["AuxLogits"]`` for inception_v3): trained and kept in a run's
+    weights, left out of the prediction model and the exports."""
+    row = spec(name)
+    return [] if row.aux_head is None else [row.aux_head.split("/")[0]]
+
+
+def check_options(name, batch_norm_decay, dropout_keep_prob=None):
     """A ValueError when an option is given that ``name`` has nothing to apply to."""
-    if batch_norm_decay is not None and not spec(name).bn_decay:
-        raise ValueError(f"{name} has no batch norm to apply a decay to")
+    row = spec(name)
+    if batch_norm_decay is not None and not row.bn_decay:
+        raise ValueError(f"{name} has no batch norm to apply a decay to" if row.family != "inception" else
+                         f"{name}'s arg scope fixes its batch norm decay at 0.9997")
+    if dropout_keep_prob is not None and not row.dropout:
+        raise ValueError(f"{name} has no dropout to apply a keep probability to")
 
 
 class Registry:

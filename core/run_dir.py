@@ -148,13 +148,17 @@ class Run:
         plot_curves(self.folder, self.epochs)
 
     def check_same(self, wanted):
-        """Refuse to resume a run made with another impl / model / image size / label set."""
+        """Refuse to resume a run made with another impl / model / image size / label set / preprocessing recipe."""
         for key in IDENTITY:
             found, want = getattr(self, key), getattr(wanted, key)
             if found != want:
                 what = "label set" if key == "labels" else key.replace("_", " ")
                 raise UserError(f"{self.folder} holds a run with another {what} ({found!r}, not {want!r});"
                                 " pass --fresh to start it over, or choose another --run-dir")
+        found, want = ((r.preprocessing or {}).get("recipe", "default") for r in (self, wanted))
+        if found != want:
+            raise UserError(f"{self.folder} holds a run with another preprocessing ({found!r}, not {want!r});"
+                            " pass --fresh to start it over, or choose another --run-dir")
 
     def record_epoch(self, metrics):
         """Add one epoch's metrics to the record, update ``best``, save it and redraw the curves.

@@ -9,9 +9,26 @@
   ``use_model`` applies to files, so training and prediction see the same numbers.
 
 Decoding: JPEG with ``dct_method="INTEGER_ACCURATE"`` (the default DCT differs from Pillow by up to 10 levels;
-this one matches it exactly), PNG as is; both to 3 channels. Preprocessing: squash-resize to S×S, bilinear,
-``antialias=False``, then float32 in [0, 1]. Training augmentation: resize to round(1.125·S), random S×S
-crop, random horizontal flip unless ``flip=False``. The random numbers are stateless, seeded by
+this one matches it exactly), PNG as is; both to 3 channels. Then one of three recipes (``RECIPES``; the run's
+is ``run.json``'s ``preprocessing.recipe``, a model's default is ``core.models``' table, which names them):
+
+* ``default`` (the project's): squash-resize to S×S, bilinear, ``antialias=False``, float32 in [0, 1].
+  Training: resize to round(1.125·S), random S×S crop, random horizontal flip unless ``flip=False``.
+* ``inception`` (research/slim's ``inception_preprocessing.preprocess_for_eval``): to [0, 1]
+  (``convert_image_dtype``: x · (1/255)), ``tf.image.central_crop`` of 0.875 (its arithmetic, in float32),
+  TF1's ``resize_bilinear`` to S×S
+  (``align_corners=False``, ``half_pixel_centers=False``: sampling at x · in/out, not (x + ½) · in/out − ½ as
+  ``tf.image.resize`` does), then (x − 0.5) · 2, in [−1, 1]. Training: the ``default`` crop and flip, then the
+  same [−1, 1] scaling (research/slim's distorted bounding boxes and colour distortion are not reproduced).
+* ``vgg`` (research/slim's ``vgg_preprocessing.preprocess_for_eval``): aspect-preserving resize of the smaller
+  side to R (TF1's ``resize_bilinear``; each side ``int(side · R / smaller)``, truncated as slim's
+  ``tf.to_int32``), a central S×S crop at offset ``(side − S) // 2``, then the RGB means (123.68, 116.78,
+  103.94) subtracted from 0..255 values, no scaling. R is research/slim's 256 at S = 224, and round(S · 8 / 7)
+  at other sizes (slim fixes 256 whatever S is, which at 32×32 would keep a 32×32 patch of a 256-pixel image).
+  Training (slim's ``preprocess_for_train``): the same resize to a side drawn uniformly from R..2R, a random
+  S×S crop, a random flip, the means subtracted.
+
+The random numbers are stateless, seeded by
 ``(seed, epoch, position)``, and the shuffles by ``(seed, epoch)``, so epoch ``e`` gives the same batches
 whenever it is read — which lets a resumed run skip exactly the batches it has done.
 """
@@ -25,6 +42,7 @@ import tensorflow as tf
 
 from flowio.convert import LABELS, MANIFEST, SPLITS
 from core.errors import UserError
+from core.models import RECIPES  # noqa: F401 -- the recipes' names, where train.py reads them without TensorFlow
 from flowio.images import load_image  # noqa: F401 -- flowio.load_image, with preprocess
 from flowio.records import first_problem
 
@@ -38,15 +56,41 @@ _FEATURES = {
 }
 
 
-def preprocessing_spec(image_size, flip=True):
-    """What ``run.json`` records under ``preprocessing``."""
-    return {
-        "decode": "RGB uint8 (Pillow rules of flowio.images; JPEG dct_method=INTEGER_ACCURATE)",
-        "resize": {"size": [image_size, image_size], "method": "bilinear", "antialias": False, "aspect": "squash"},
-        "scale": "float32 in [0, 1] (x / 255)",
-        "train_augmentation": {"resize": round(AUGMENT_SCALE * image_size), "crop": "random",
-                               "flip_left_right": bool(flip)},
-    }
+INCEPTION_CROP = 0.875
+VGG_MEANS = (123.68, 116.78, 103.94)
+
+
+def vgg_resize_side(image_size):
+    """The smaller side vgg's recipe resizes to before its central crop: 256 at 224 (research/slim's)."""
+    return round(image_size * 8 / 7)
+
+
+def preprocessing_spec(image_size, flip=True, recipe="default"):
+    """What ``run.json`` records under ``preprocessing`` (``recipe`` names the code; the rest says what it does)."""
+    decode = "RGB uint8 (Pillow rules of flowio.images; JPEG dct_method=INTEGER_ACCURATE)"
+    train = {"resize": round(AUGMENT_SCALE * image_size), "crop": "random", "flip_left_right": bool(flip)}
+    if recipe == "inception":
+        return {"recipe": recipe, "decode": decode, "scale": "x / 255, then (x - 0.5) * 2: [-1, 1]",
+                "crop": {"central_fraction": INCEPTION_CROP},
+                "resize": {"size": [image_size, image_size], "method": "TF1 resize_bilinear",
+                           "half_pixel_centers": False, "align_corners": False, "aspect": "squash"},
+                "train_augmentation": train}
+    if recipe == "vgg":
+        side = vgg_resize_side(image_size)
+        return {"recipe": recipe, "decode": decode, "scale": f"0..255 minus the RGB means {list(VGG_MEANS)}",
+                "resize": {"smaller_side": side, "method": "TF1 resize_bilinear", "half_pixel_centers": False,
+                           "align_corners": False, "aspect": "preserved"},
+                "crop": {"size": [image_size, image_size], "where": "central"},
+                "train_augmentation": {"smaller_side": [side, 2 * side], "crop": "random",
+                                       "flip_left_right": bool(flip)}}
+    return {"recipe": "default", "decode": decode,
+            "resize": {"size": [image_size, image_size], "method": "bilinear", "antialias": False, "aspect": "squash"},
+            "scale": "float32 in [0, 1] (x / 255)", "train_augmentation": train}
+
+
+def recipe_of(preprocessing):
+    """The recipe a run's ``preprocessing`` record names (runs written before recipes existed: ``default``)."""
+    return (preprocessing or {}).get("recipe", "default")
 
 
 # --- the records folder -------------------------------------------------------------------------------
@@ -126,21 +170,81 @@ def decode(encoded):
     return image
 
 
-def preprocess(images, image_size):
-    """uint8 ``[H, W, 3]`` or ``[N, H, W, 3]`` -> float32 ``[(N,) S, S, 3]`` in [0, 1]."""
+def resize_bilinear_tf1(images, size):
+    """TF1's ``tf.image.resize_bilinear(images, size, align_corners=False)``: ``half_pixel_centers=False``, the
+    default until TF 2 (``tf.image.resize`` samples at half-pixel centres); [H, W, C] or [N, H, W, C]."""
+    batched = images.shape.rank == 4
+    out = tf.raw_ops.ResizeBilinear(images=images if batched else images[None], size=size, align_corners=False,
+                                    half_pixel_centers=False)  # the op TF1's resize_bilinear ran
+    return out if batched else out[0]
+
+
+def inception_crop(images):
+    """``tf.image.central_crop(images, 0.875)``: a border of ``int((side − side · 0.875) / 2)`` pixels cut from
+    each side. tf.image computes it in float64, which TFLite's builtin ops do not take; in float32 it is the
+    same number (side · 0.875 and side / 16 are exact below 2**21)."""
+    shape = tf.shape(images)
+    height, width = shape[-3], shape[-2]
+    top, left = (tf.cast((tf.cast(n, tf.float32) * (1 - INCEPTION_CROP)) / 2, tf.int32) for n in (height, width))
+    return images[..., top:height - top, left:width - left, :]
+
+
+def central_crop(images, height, width):
+    """vgg's central crop of a [(N,) H, W, C] image at offset ((H − height) // 2, (W − width) // 2)."""
+    shape = tf.shape(images)
+    top, left = (shape[-3] - height) // 2, (shape[-2] - width) // 2
+    return images[..., top:top + height, left:left + width, :]
+
+
+def aspect_preserving_resize(images, side):
+    """vgg's resize of the smaller side to ``side``: each side ``int(side · scale)``, scale = side / smaller."""
+    shape = tf.cast(tf.shape(images)[-3:-1], tf.float32)
+    scale = tf.cast(side, tf.float32) / tf.reduce_min(shape)
+    return resize_bilinear_tf1(images, tf.cast(shape * scale, tf.int32))
+
+
+def _default(images, image_size):
     resized = tf.image.resize(images, [image_size, image_size], method="bilinear", antialias=False)
     return resized / 255.0
 
 
-def augment(image, image_size, seed, flip=True):
-    """Training preprocessing of one uint8 image; ``seed`` is a stateless seed (shape [2])."""
-    big = round(AUGMENT_SCALE * image_size)
-    image = tf.image.resize(image, [big, big], method="bilinear", antialias=False)
+def _inception(images, image_size):
+    images = inception_crop(images * (1.0 / 255.0))
+    return (resize_bilinear_tf1(images, [image_size, image_size]) - 0.5) * 2.0
+
+
+def _vgg(images, image_size):
+    images = aspect_preserving_resize(images, vgg_resize_side(image_size))
+    return central_crop(images, image_size, image_size) - tf.constant(VGG_MEANS, tf.float32)
+
+
+_EVAL = {"default": _default, "inception": _inception, "vgg": _vgg}
+# training crops come out in 0..255; each recipe's value range after them
+_TRAIN_SCALE = {"default": lambda x: x / 255.0, "inception": lambda x: (x / 255.0 - 0.5) * 2.0,
+                "vgg": lambda x: x - tf.constant(VGG_MEANS, tf.float32)}
+
+
+def preprocess(images, image_size, recipe="default"):
+    """uint8 (or float 0..255) ``[H, W, 3]`` or ``[N, H, W, 3]`` -> float32 ``[(N,) S, S, 3]`` by ``recipe``."""
+    return _EVAL[recipe](tf.cast(images, tf.float32), image_size)
+
+
+def augment(image, image_size, seed, flip=True, recipe="default"):
+    """Training preprocessing of one uint8 image by ``recipe``; ``seed`` is a stateless seed (shape [2])."""
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    image = tf.cast(image, tf.float32)
+    if recipe == "vgg":
+        low = vgg_resize_side(image_size)
+        side = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(seed, 2), minval=low,
+                                           maxval=2 * low + 1, dtype=tf.int32)
+        image = aspect_preserving_resize(image, side)
+    else:
+        big = round(AUGMENT_SCALE * image_size)
+        image = tf.image.resize(image, [big, big], method="bilinear", antialias=False)
     image = tf.image.stateless_random_crop(image, [image_size, image_size, 3], seed=crop_seed)
     if flip:
         image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
-    return image / 255.0
+    return _TRAIN_SCALE[recipe](image)
 
 
 # --- the pipeline -------------------------------------------------------------------------------------
@@ -180,7 +284,7 @@ def raw_dataset(records_dir, split):
 
 
 def dataset(records_dir, split, image_size, batch_size, training=False, flip=True, seed=0,
-            repeat=False, drop_remainder=False, initial_step=0):
+            repeat=False, drop_remainder=False, initial_step=0, recipe="default"):
     """Batches of ``(images float32 [B, S, S, 3], labels int64 [B])``.
 
     ``training`` shuffles and augments; otherwise images are only resized, in the shards' order.
@@ -196,7 +300,7 @@ def dataset(records_dir, split, image_size, batch_size, training=False, flip=Tru
         if not training:
             records = _records(paths)
             images = records.map(lambda s: _parse(s)[:2], num_parallel_calls=tf.data.AUTOTUNE)
-            images = images.map(lambda e, label: (preprocess(decode(e), image_size), label),
+            images = images.map(lambda e, label: (preprocess(decode(e), image_size, recipe), label),
                                 num_parallel_calls=tf.data.AUTOTUNE)
         else:
             epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
@@ -206,7 +310,7 @@ def dataset(records_dir, split, image_size, batch_size, training=False, flip=Tru
             def train_map(position, serialized):
                 encoded, label, _ = _parse(serialized)
                 this_seed = tf.random.experimental.stateless_fold_in(image_seed, position)
-                return augment(decode(encoded), image_size, this_seed, flip), label
+                return augment(decode(encoded), image_size, this_seed, flip, recipe), label
 
             images = records.enumerate().map(train_map, num_parallel_calls=tf.data.AUTOTUNE)
         return images.batch(batch_size, drop_remainder=drop_remainder)
@@ -238,7 +342,7 @@ NO_AUTOTUNE_THREAD = _no_autotune_thread()
 
 
 def graph_input(graph, records_dir, split, image_size, batch_size, training=False, flip=True, seed=0,
-                drop_remainder=False, initial_step=0):
+                drop_remainder=False, initial_step=0, recipe="default"):
     """``(images, labels)`` tensors in ``graph`` that yield the next batch each time they are run.
 
     The epochs repeat without end (epoch-aligned batches, as ``dataset(repeat=True)``): run
@@ -246,7 +350,7 @@ def graph_input(graph, records_dir, split, image_size, batch_size, training=Fals
     """
     with graph.as_default():
         ds = dataset(records_dir, split, image_size, batch_size, training=training, flip=flip, seed=seed,
-                     repeat=True, drop_remainder=drop_remainder, initial_step=initial_step)
+                     repeat=True, drop_remainder=drop_remainder, initial_step=initial_step, recipe=recipe)
         images, labels = tf.compat.v1.data.make_one_shot_iterator(ds).get_next()
     return images, labels
 
@@ -262,14 +366,14 @@ def epoch_steps(records_dir, batch_size):
             steps_per_epoch(records_dir, "validation", batch_size))
 
 
-def preprocess_files(paths, image_size):
+def preprocess_files(paths, image_size, recipe="default"):
     """Files -> float32 ``[N, S, S, 3]``, as the validation pipeline would give them (for use_model)."""
-    return np.stack([preprocess(load_image(p), image_size).numpy() for p in paths])
+    return np.stack([preprocess(load_image(p), image_size, recipe).numpy() for p in paths])
 
 
 # --- labelled batches for evaluation ------------------------------------------------------------------
 
-def labelled_batches(data, labels, image_size, batch_size=64):
+def labelled_batches(data, labels, image_size, batch_size=64, recipe="default"):
     """``(images float32 [N, S, S, 3], label ids [N])`` batches of ``data`` with the ids of ``labels``.
 
     ``data`` is flowio output (its validation split) or a plain folder of class folders. What can be checked
@@ -282,7 +386,7 @@ def labelled_batches(data, labels, image_size, batch_size=64):
         found = read_labels(data)
         if found != labels:
             raise UserError(f"{data}: its labels ({', '.join(found)}) are not the run's ({', '.join(labels)})")
-        return _record_batches(data, image_size, batch_size)
+        return _record_batches(data, image_size, batch_size, recipe)
     from flowio.convert import scan
     classes, files, _ = scan(data)
     unknown = [c for c in classes if c not in labels]
@@ -291,11 +395,11 @@ def labelled_batches(data, labels, image_size, batch_size=64):
                         f" labels ({', '.join(labels)})")
     ids = [labels.index(classes[label]) for _, label in files]
     paths = [os.path.join(data, rel) for rel, _ in files]
-    return ((preprocess_files(paths[i:i + batch_size], image_size), np.array(ids[i:i + batch_size]))
+    return ((preprocess_files(paths[i:i + batch_size], image_size, recipe), np.array(ids[i:i + batch_size]))
             for i in range(0, len(paths), batch_size))
 
 
-def _record_batches(records_dir, image_size, batch_size):
+def _record_batches(records_dir, image_size, batch_size, recipe):
     with records_errors(records_dir):
-        for images, ids in dataset(records_dir, "validation", image_size, batch_size):
+        for images, ids in dataset(records_dir, "validation", image_size, batch_size, recipe=recipe):
             yield images.numpy(), ids.numpy()

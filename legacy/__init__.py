@@ -9,7 +9,8 @@ disables eager execution, so both halves live in one process. tf_slim comes thro
 ``legacy.slim_compat`` (see there why).
 """
 
-from legacy import cnn, densenet, resnet, resnets_keras, slim_convnets  # noqa: F401  (they register their models)
+from legacy import (cnn, densenet, inception, resnet, resnets_keras,  # noqa: F401  (they register their models)
+                    slim_convnets)
 from legacy.registry import build, default_input_size, list_models, register_model
 
 __all__ = ["build", "default_input_size", "list_models", "register_model"]

@@ -22,17 +22,21 @@ register_model, list_models = _REGISTRY.register_model, _REGISTRY.list_models
 
 # --- building ---------------------------------------------------------------------------------------------
 
-def build(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None, **unknown):
+def build(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None,
+          dropout_keep_prob=None, **unknown):
     """Build model ``name`` on ``images`` (NHWC float32) in the default graph; return ``(logits, end_points)``.
 
     ``weight_decay=None`` means the model's own default (1e-4 for the ResNets); ``batch_norm_decay``, when
-    given (0 included), replaces the decay of every BN layer's moving averages (the model's own otherwise).
+    given (0 included), replaces the decay of every BN layer's moving averages (the model's own otherwise);
+    ``dropout_keep_prob``, when given, replaces the keep probability of every dropout (models with dropout only,
+    whose builders take it as tf_slim's functions do: 1.0 switches dropout off in training mode).
     """
     fn, spec = _REGISTRY.lookup(name)
     if unknown:
         raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} for build(); known: images,"
-                         " num_classes, is_training, weight_decay, batch_norm_decay")
-    models.check_options(name, batch_norm_decay)
+                         " num_classes, is_training, weight_decay, batch_norm_decay, dropout_keep_prob")
+    models.check_options(name, batch_norm_decay, dropout_keep_prob)
+    dropout = {} if dropout_keep_prob is None else {"dropout_keep_prob": dropout_keep_prob}
     with tf1_hashing():
         return fn(name, images, num_classes, is_training=is_training, weight_decay=weight_decay,
-                  batch_norm_decay=batch_norm_decay, **spec.settings)
+                  batch_norm_decay=batch_norm_decay, **dropout, **spec.settings)

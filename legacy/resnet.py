@@ -1,13 +1,18 @@
-"""ResNet-50/101/152 the TF1 way: tf_slim layers in ``tf.compat.v1`` graph mode (twin: modern/resnet.py).
+"""ResNets the TF1 way: tf_slim layers in ``tf.compat.v1`` graph mode (twin: modern/resnet.py).
 
-Two families, one unit / stack / trunk code path driven by a depth table:
+Three families, one depth table:
 
 * ``jianshu_resnet_{50,101,152}``, the article's network, reconstructed from its incomplete code: a 7x7 stem
   conv with bias and no BN, bottleneck units whose shortcut has no parameters — the channels are zero-padded
   (``depth_filling``, the article's ``depthFilling``) and subsampled with a 1x1 max-pool (``sampling``) —, a
   ``conv3`` with bias and no BN, and a head BN (``postnorm``, the article's ``tf.layers.batch_normalization``) before the pool.
-* ``resnet_v1_{50,101,152}``: exactly ``tf_slim.nets.resnet_v1`` under ``resnet_arg_scope()`` — projection
+* ``resnet_v1_{50,101,152,200}``: exactly ``tf_slim.nets.resnet_v1`` under ``resnet_arg_scope()`` — projection
   shortcuts, BN after every conv — with the same variable names, so checkpoints of either load into the other.
+  These two share the unit / stack / trunk code below.
+* ``resnet_v2_{50,101,152,200}``: tf_slim's own ``nets.resnet_v2`` functions (pre-activation units: BN + ReLU
+  ``preact`` before the convs, a biased ``conv3`` and projection ``shortcut``, a biased stem without BN, a head
+  BN ``postnorm``), called under tf_slim's ``resnet_arg_scope`` as research/slim's checkpoints were made; their
+  ``[B, 1, 1, C]`` logits are squeezed here (tf_slim's resnet_v2 has no ``spatial_squeeze``).
 
 Sections, in the same order as the twin: the depth table, layer settings, the article's shortcut pieces,
 units, stack, trunk, registered builders.
@@ -15,13 +20,17 @@ units, stack, trunk, registered builders.
 
 from legacy.registry import register_model
 from legacy.slim_compat import resnet_utils, slim, tf
+from tf_slim.nets import resnet_v2 as slim_resnet_v2
 
 # --- the depth table ----------------------------------------------------------------------------------
 # Units per block; block i has bottleneck depth BASE_DEPTHS[i] and output depth 4x that. The stride is 2 on
 # the last unit of block1..block3 (output stride 32, as in tf_slim).
-UNITS = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
+UNITS = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3], 200: [3, 24, 36, 3]}
 BASE_DEPTHS = [64, 128, 256, 512]
 DEFAULT_WEIGHT_DECAY = 1e-4
+# resnet_v2: tf_slim's functions, which hold the same depth table
+RESNET_V2 = {50: slim_resnet_v2.resnet_v2_50, 101: slim_resnet_v2.resnet_v2_101, 152: slim_resnet_v2.resnet_v2_152,
+             200: slim_resnet_v2.resnet_v2_200}
 
 
 def blocks(depth, unit_fn):
@@ -153,8 +162,20 @@ def jianshu_resnet(name, images, num_classes, is_training=True, weight_decay=Non
                   scope=name, stem_batch_norm=False, postnorm=True)
 
 
-@register_model("resnet_v1_50", "resnet_v1_101", "resnet_v1_152")
+@register_model("resnet_v1_50", "resnet_v1_101", "resnet_v1_152", "resnet_v1_200")
 def resnet_v1(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None, *, depth):
     return resnet(images, blocks(depth, bottleneck_v1), num_classes, is_training,
                   DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, batch_norm_decay,
                   scope=name, stem_batch_norm=True, postnorm=False)
+
+
+@register_model("resnet_v2_50", "resnet_v2_101", "resnet_v2_152", "resnet_v2_200")
+def resnet_v2(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None, *, depth):
+    """tf_slim's ``resnet_v2_<depth>`` under its ``resnet_arg_scope`` (its BN is fused, as ``fused=None`` picks)."""
+    scope = resnet_utils.resnet_arg_scope(weight_decay=DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay,
+                                          batch_norm_decay=0.997 if batch_norm_decay is None else batch_norm_decay)
+    with slim.arg_scope(scope):
+        net, end_points = RESNET_V2[depth](images, num_classes, is_training=is_training, scope=name)
+    logits = tf.squeeze(net, [1, 2], name=f"{name}/SpatialSqueeze")
+    end_points[f"{name}/spatial_squeeze"] = logits
+    return logits, end_points

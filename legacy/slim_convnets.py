@@ -38,15 +38,17 @@ def arg_scope(name, weight_decay):
 
 # --- trunk --------------------------------------------------------------------------------------------
 
-def slim_net(name, images, num_classes, is_training, weight_decay):
+def slim_net(name, images, num_classes, is_training, weight_decay, dropout_keep_prob):
     """``(logits [batch, num_classes], end_points)`` of tf_slim's own network ``name``."""
     with slim.arg_scope(arg_scope(name, weight_decay)):
-        return NETS[name][0](images, num_classes, is_training=is_training, spatial_squeeze=True, scope=name)
+        return NETS[name][0](images, num_classes, is_training=is_training, dropout_keep_prob=dropout_keep_prob,
+                             spatial_squeeze=True, scope=name)
 
 
 # --- registered builders ------------------------------------------------------------------------------
 
 @register_model(*NETS)
-def slim_convnet(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None):
+def slim_convnet(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None,
+                 dropout_keep_prob=0.5):
     del batch_norm_decay  # None: the registry refuses a decay for these nets
-    return slim_net(name, images, num_classes, is_training, weight_decay)
+    return slim_net(name, images, num_classes, is_training, weight_decay, dropout_keep_prob)

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 import flowio
 import legacy
-from core import checkpoints
+from core import checkpoints, models
 from core.errors import UserError
 from core.run_dir import LEGACY_BEST, LEGACY_LAST, LOGS
 from legacy.slim_compat import tf, tf1_hashing
@@ -62,9 +62,12 @@ def inputs(graph, run, records_dir, start):
     """``(images, labels, val_images, val_labels)`` in ``graph``: training batches from global step ``start``
     on (augmented, seeded, the epochs' order fixed), and the validation batches in order."""
     h = run.hyper
+    recipe = flowio.recipe_of(run.preprocessing)
     images, labels = flowio.graph_input(graph, records_dir, "train", run.image_size, h.batch_size, training=True,
-                                        flip=h.flip, seed=h.seed, drop_remainder=True, initial_step=start)
-    val_images, val_labels = flowio.graph_input(graph, records_dir, "validation", run.image_size, h.batch_size)
+                                        flip=h.flip, seed=h.seed, drop_remainder=True, initial_step=start,
+                                        recipe=recipe)
+    val_images, val_labels = flowio.graph_input(graph, records_dir, "validation", run.image_size, h.batch_size,
+                                                recipe=recipe)
     return images, labels, val_images, val_labels
 
 
@@ -91,17 +94,20 @@ def session_config(precision):
 def training_graph(run, images, labels, steps_per_epoch):
     """The model on ``images`` and its training in the current graph: ``(logits, loss, regularization, train_op)``.
 
-    ``loss`` is the mean cross-entropy plus the REGULARIZATION_LOSSES collection; ``train_op`` runs the BN
+    ``loss`` is the mean cross-entropy (plus 0.4 times inception_v3's auxiliary head's) plus the
+    REGULARIZATION_LOSSES collection; ``train_op`` runs the BN
     moving-average updates (UPDATE_OPS) with a Momentum step at lr * decay ** (step // steps_per_epoch), and
     gives the loss.
     """
     h = run.hyper
-    logits, _ = legacy.build(run.model, images, run.num_classes, is_training=True,
-                             weight_decay=h.weight_decay, batch_norm_decay=h.batch_norm_decay)
+    logits, end_points = legacy.build(run.model, images, run.num_classes, is_training=True,
+                                      weight_decay=h.weight_decay, batch_norm_decay=h.batch_norm_decay)
     global_step = tf.train.get_or_create_global_step()
     lr = tf.train.exponential_decay(h.lr, global_step, steps_per_epoch, h.lr_decay_per_epoch, staircase=True)
     regularization = tf.losses.get_regularization_loss()
     loss = tf.losses.sparse_softmax_cross_entropy(labels, logits) + regularization
+    if models.aux_scopes(run.model):  # research/slim's train_image_classifier: the AuxLogits' loss at weight 0.4
+        loss += tf.losses.sparse_softmax_cross_entropy(labels, end_points["AuxLogits"], weights=0.4)
     # slim's create_train_op: the loss waits for the BN updates, and the train op is the loss waiting for the
     # gradient step. The common `with control_dependencies(UPDATE_OPS): minimize(loss)` instead gives each op
     # minimize creates an edge from every update op: 900k edges in DenseNet-201's graph, seconds of grappler
@@ -138,7 +144,8 @@ def build_graph(run, records_dir, start, steps_per_epoch):
             train_op=train_op, loss=loss, regularization=regularization,
             accuracy=tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.float32)),
             validation=validation_graph(run, val_images, val_labels),
-            model_variables=[v for v in tf.global_variables() if checkpoints.model_variables([v.op.name], run.model)],
+            model_variables=[v for v in tf.global_variables()
+                             if checkpoints.model_variables([v.op.name], models.scope(run.model))],
             savers=SimpleNamespace(last=tf.train.Saver(max_to_keep=1, save_relative_paths=True),
                                    best=tf.train.Saver(max_to_keep=1, save_relative_paths=True)),
             writers={s: tf.summary.FileWriter(run.path(LOGS, s)) for s in ("train", "validation")},
@@ -149,8 +156,8 @@ def build_graph(run, records_dir, start, steps_per_epoch):
 
 def initialise(sess, model_variables, run, init_from):
     """Fine-tuning: the variables outside ``init_from["exclude_scopes"]`` from ``init_from["checkpoint"]``."""
-    values, source = checkpoints.read(init_from["checkpoint"], run.model)
-    restored = assign(sess, model_variables, values, run.model, init_from["exclude_scopes"], source)
+    values, source = checkpoints.read(init_from["checkpoint"], models.scope(run.model))
+    restored = assign(sess, model_variables, values, models.scope(run.model), init_from["exclude_scopes"], source)
     run.init_from = {**init_from, "source": source, "restored": restored,
                      "initialised": len(model_variables) - restored}
 
@@ -197,6 +204,15 @@ class Savers:
                                         global_step=step, write_meta_graph=False)
 
 
+def variable_shapes(run):
+    """``{variable name: shape}`` of the run's model: what a checkpoint must hold (convert_checkpoint's ``--list``)."""
+    graph = tf.Graph()
+    with graph.as_default():
+        size = run.image_size
+        legacy.build(run.model, tf.placeholder(tf.float32, [None, size, size, 3]), run.num_classes, is_training=False)
+        return {v.op.name: v.shape.as_list() for v in tf.global_variables()}
+
+
 def write_weights(run, values, source):
     """A converted run's checkpoint: ``values`` loaded by name into the model's variables and saved as the
     run's best checkpoint (global step 0); returns how many variables it holds."""
@@ -209,7 +225,7 @@ def write_weights(run, values, source):
         saver = tf.train.Saver(save_relative_paths=True)  # the folder is renamed once written
         with tf.Session(graph=graph) as sess:
             sess.run(tf.global_variables_initializer())
-            count = assign(sess, variables, values, run.model, source=source)
+            count = assign(sess, variables, values, models.scope(run.model), source=source)
             os.makedirs(run.path(LEGACY_BEST))
             saver.save(sess, os.path.join(run.path(LEGACY_BEST), "model.ckpt"), global_step=0, write_meta_graph=False)
     return count

@@ -7,7 +7,8 @@ Imports nothing from tf_slim, ``legacy/`` or ``tf.compat.v1``; always ``tf_keras
 Keras 3 package. Layer names follow ``modern.naming``'s rule, so TF1 checkpoints load by name.
 """
 
-from modern import cnn, densenet, resnet, resnets_keras, slim_convnets  # noqa: F401  (they register their models)
+from modern import (cnn, densenet, inception, resnet, resnets_keras,  # noqa: F401  (they register their models)
+                    slim_convnets)
 from modern.registry import build, default_input_size, list_models, register_model
 
 __all__ = ["build", "default_input_size", "list_models", "register_model"]

@@ -11,7 +11,7 @@ Sections, in the same order as the twin: the registry, building.
 import tf_keras as keras
 
 from core import models
-from core.checkpoints import layer_name
+from core.checkpoints import SEP, layer_name
 from core.models import default_input_size  # noqa: F401 -- the half's API, from the one table
 
 # --- the registry -----------------------------------------------------------------------------------------
@@ -24,7 +24,7 @@ register_model, list_models = _REGISTRY.register_model, _REGISTRY.list_models
 # --- building ---------------------------------------------------------------------------------------------
 
 def build(name, num_classes, input_shape=None, weight_decay=None, batch_norm_decay=None, precision="float32",
-          **unknown):
+          dropout_keep_prob=None, aux_logits=False, **unknown):
     """Build model ``name``; ``input_shape=None`` means ``(S, S, 3)`` at its default size S.
 
     ``weight_decay=None`` means the model's own default (1e-4 for the ResNets, in slim's convention:
@@ -32,28 +32,36 @@ def build(name, num_classes, input_shape=None, weight_decay=None, batch_norm_dec
     momentum of every BN layer's moving averages (slim's "decay" is Keras's "momentum"). ``precision`` is a
     Keras dtype policy (``mixed_bfloat16``, ``mixed_float16``) the layers are built under, except the
     head (``logits``, or the table's ``head``), which every builder keeps in float32; the global policy is left
-    as it was.
+    as it was. ``dropout_keep_prob``, when given, sets every ``Dropout`` layer's rate to ``1 - keep`` (models
+    with dropout only; 1.0 switches dropout off in training mode, as in legacy's ``build``). ``aux_logits``
+    (models with an auxiliary head: inception_v3) makes the model return ``[logits, aux_logits]``, what training
+    needs; the default model has no auxiliary layers at all.
     """
     fn, spec = _REGISTRY.lookup(name)
     if unknown:
         raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} for build(); known: num_classes,"
-                         " input_shape, weight_decay, batch_norm_decay, precision")
-    models.check_options(name, batch_norm_decay)
+                         " input_shape, weight_decay, batch_norm_decay, precision, dropout_keep_prob, aux_logits")
+    models.check_options(name, batch_norm_decay, dropout_keep_prob)
+    if aux_logits and spec.aux_head is None:
+        raise ValueError(f"{name} has no auxiliary head (aux_logits=True is inception_v3's)")
+    aux = {"aux_logits": True} if aux_logits else {}
     size = spec.input_size
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:
         model = fn(name, num_classes, input_shape=tuple(input_shape or (size, size, 3)), weight_decay=weight_decay,
-                   **spec.settings)
+                   **aux, **spec.settings)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     head = layer_name(spec.head)
-    heads = [layer.compute_dtype for layer in model.submodules
-             if isinstance(layer, keras.layers.Layer) and layer.name == head]
-    if heads != ["float32"]:
-        raise ValueError(f"{name}: needs one head layer named {head!r} computing in float32, found {heads}")
-    if batch_norm_decay is not None:
-        for layer in model.submodules:  # nested layers of subclassed models too
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.momentum = batch_norm_decay
+    heads = [layer for layer in model.submodules if isinstance(layer, keras.layers.Layer)
+             and (layer.name == head or layer.name.startswith(head + SEP))]
+    if not any(layer.weights for layer in heads) or any(layer.compute_dtype != "float32" for layer in heads):
+        raise ValueError(f"{name}: needs a head (layers {head!r}, {head + SEP}...) with weights computing in"
+                         f" float32, found {[(layer.name, layer.compute_dtype) for layer in heads]}")
+    for layer in model.submodules:  # nested layers of subclassed models too
+        if batch_norm_decay is not None and isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = batch_norm_decay
+        elif dropout_keep_prob is not None and isinstance(layer, keras.layers.Dropout):
+            layer.rate = 1.0 - dropout_keep_prob
     return model

@@ -1,11 +1,13 @@
-"""ResNet-50/101/152 the TF2 way: tf_keras functional models (twin: legacy/resnet.py).
+"""ResNets the TF2 way: tf_keras functional models (twin: legacy/resnet.py).
 
-Two families, one unit / stack / trunk code path driven by a depth table, with the same numbers as the
+Three families, one unit / stack / trunk code path driven by a depth table, with the same numbers as the
 legacy half given the same weights (layer names follow ``modern.naming``'s rule, so TF1 checkpoints load
 by name):
 
 * ``jianshu_resnet_{50,101,152}``: the article's network (parameter-free, zero-padding shortcuts);
-* ``resnet_v1_{50,101,152}``: tf_slim's ``resnet_v1`` (projection shortcuts, BN after every conv).
+* ``resnet_v1_{50,101,152,200}``: tf_slim's ``resnet_v1`` (projection shortcuts, BN after every conv);
+* ``resnet_v2_{50,101,152,200}``: tf_slim's ``resnet_v2`` (pre-activation units), which legacy takes from
+  tf_slim itself.
 
 Where tf_slim's defaults and Keras's differ, the setting is spelled out here:
 
@@ -24,6 +26,14 @@ Where tf_slim's defaults and Keras's differ, the setting is spelled out here:
 * Depth filling: the article zero-pads channels with ``tf.pad``. In TF 2.21 with oneDNN, a graph with
   Conv2D(bias) -> Add(<- tf.pad) -> ReLU — exactly this unit — segfaults inside oneDNN's graph rewrite
   (docs/DESIGN.md §8). ``DepthFilling`` makes the same zeros with ``tf.concat`` instead, which does not crash.
+* Pre-activation (resnet_v2): the unit starts with ``preact`` = BN + ReLU of its input (a ``BatchNormalization``
+  named ``<unit>__preact``: slim's ``batch_norm`` with ``activation_fn`` has no inner ``BatchNorm`` scope); the
+  projection ``shortcut`` is a biased 1x1 conv of ``preact`` (of the raw input when the depth is kept: a 1x1
+  max-pool, as in v1), ``conv1`` / ``conv2`` are conv + BN + ReLU, ``conv3`` a biased conv with neither, and
+  the sum has no ReLU. The stem is a biased 7x7 conv with no BN and no ReLU; after the last block comes the
+  head BN + ReLU ``postnorm`` (slim's arg scope: 0.997, 1e-5, with scale). tf_slim's ``resnet_v2`` returns
+  ``[B, 1, 1, C]`` logits; both halves squeeze them (``spatial_squeeze``). Unlike v1, tf_keras's
+  ``applications.ResNet50V2`` has this same layout (and parameter count), under other names.
 * Initialisation: slim's ``variance_scaling_initializer()`` (factor 2, fan-in, truncated normal with
   stddev sqrt(1.3 * 2 / n)) is close to Keras's ``he_normal`` (sqrt(2 / n) / 0.8796); only training from
   scratch sees the difference.
@@ -42,7 +52,7 @@ from modern.registry import register_model
 # --- the depth table ----------------------------------------------------------------------------------
 # Units per block; block i has bottleneck depth BASE_DEPTHS[i] and output depth 4x that. The stride is 2 on
 # the last unit of block1..block3 (output stride 32, as in tf_slim).
-UNITS = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
+UNITS = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3], 200: [3, 24, 36, 3]}
 BASE_DEPTHS = [64, 128, 256, 512]
 DEFAULT_WEIGHT_DECAY = 1e-4
 
@@ -139,7 +149,21 @@ def bottleneck_v1(x, depth, depth_bottleneck, stride, name, weight_decay):
     return layers.ReLU(name=name)(layers.Add(name=name + SEP + "add")([shortcut, r]))
 
 
-UNIT_SCOPES = {jianshu_bottleneck: "bottleneck", bottleneck_v1: "bottleneck_v1"}
+def bottleneck_v2(x, depth, depth_bottleneck, stride, name, weight_decay):
+    """tf_slim's ``resnet_v2.bottleneck``: BN + ReLU first (``preact``), biased projection and ``conv3``, no ReLU
+    after the sum."""
+    preact = layers.ReLU(name=name + SEP + "preact" + SEP + "relu")(batch_norm(x, name + SEP + "preact"))
+    if depth == x.shape[-1]:
+        shortcut = sampling(x, stride, name + SEP + "shortcut") if stride > 1 else x
+    else:
+        shortcut = conv2d_same(preact, depth, 1, stride, name + SEP + "shortcut", weight_decay, use_bias=True)
+    r = conv_bn(preact, depth_bottleneck, 1, 1, name + SEP + "conv1", weight_decay)
+    r = conv_bn(r, depth_bottleneck, 3, stride, name + SEP + "conv2", weight_decay)
+    r = conv2d_same(r, depth, 1, 1, name + SEP + "conv3", weight_decay, use_bias=True)
+    return layers.Add(name=name)([shortcut, r])
+
+
+UNIT_SCOPES = {jianshu_bottleneck: "bottleneck", bottleneck_v1: "bottleneck_v1", bottleneck_v2: "bottleneck_v2"}
 
 
 # --- stack --------------------------------------------------------------------------------------------
@@ -155,18 +179,23 @@ def stack(x, blocks, unit_fn, weight_decay):
 
 # --- trunk --------------------------------------------------------------------------------------------
 
-def resnet(name, blocks, unit_fn, num_classes, input_shape, weight_decay, stem_batch_norm, postnorm):
-    """Stem, stacked blocks, optional head BN, global average pool, 1x1 ``logits`` conv."""
+def resnet(name, blocks, unit_fn, num_classes, input_shape, weight_decay, stem, postnorm):
+    """Stem, stacked blocks, optional head BN, global average pool, 1x1 ``logits`` conv.
+
+    ``stem``: ``"batch_norm"`` (v1: conv, BN, ReLU), ``"bias_relu"`` (the article: biased conv, ReLU) or ``"bias"``
+    (v2: a biased conv alone); ``postnorm``: the head BN's ``(momentum, epsilon)``, or None for no head BN."""
     images = keras.Input(shape=input_shape, name="images")
-    if stem_batch_norm:
+    if stem == "batch_norm":
         x = conv_bn(images, 64, 7, 2, "conv1", weight_decay)
-    else:  # the article's stem: bias, no BN
+    else:
         x = conv2d_same(images, 64, 7, 2, "conv1", weight_decay, use_bias=True)
-        x = layers.ReLU(name="conv1" + SEP + "relu")(x)
+        if stem == "bias_relu":
+            x = layers.ReLU(name="conv1" + SEP + "relu")(x)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
     x = stack(x, blocks, unit_fn, weight_decay)
-    if postnorm:  # tf.layers.batch_normalization's defaults
-        x = layers.ReLU(name="postnorm" + SEP + "relu")(batch_norm(x, "postnorm", momentum=0.99, epsilon=1e-3))
+    if postnorm is not None:
+        momentum, epsilon = postnorm
+        x = layers.ReLU(name="postnorm" + SEP + "relu")(batch_norm(x, "postnorm", momentum, epsilon))
     x = layers.GlobalAveragePooling2D(keepdims=True, name="pool5")(x)
     x = layers.Conv2D(num_classes, 1, kernel_initializer="he_normal",
                       kernel_regularizer=keras.regularizers.L2(weight_decay / 2), name="logits",
@@ -179,11 +208,20 @@ def resnet(name, blocks, unit_fn, num_classes, input_shape, weight_decay, stem_b
 
 @register_model("jianshu_resnet_50", "jianshu_resnet_101", "jianshu_resnet_152")
 def jianshu_resnet(name, num_classes, input_shape=(224, 224, 3), weight_decay=None, *, depth):
+    # the head BN is the article's tf.layers.batch_normalization, with its defaults
     return resnet(name, blocks(depth), jianshu_bottleneck, num_classes, input_shape,
-                  DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, stem_batch_norm=False, postnorm=True)
+                  DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, stem="bias_relu",
+                  postnorm=(0.99, 1e-3))
 
 
-@register_model("resnet_v1_50", "resnet_v1_101", "resnet_v1_152")
+@register_model("resnet_v1_50", "resnet_v1_101", "resnet_v1_152", "resnet_v1_200")
 def resnet_v1(name, num_classes, input_shape=(224, 224, 3), weight_decay=None, *, depth):
     return resnet(name, blocks(depth), bottleneck_v1, num_classes, input_shape,
-                  DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, stem_batch_norm=True, postnorm=False)
+                  DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, stem="batch_norm", postnorm=None)
+
+
+@register_model("resnet_v2_50", "resnet_v2_101", "resnet_v2_152", "resnet_v2_200")
+def resnet_v2(name, num_classes, input_shape=(299, 299, 3), weight_decay=None, *, depth):
+    return resnet(name, blocks(depth), bottleneck_v2, num_classes, input_shape,
+                  DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, stem="bias",
+                  postnorm=(0.997, 1e-5))

@@ -40,7 +40,7 @@ import tf_keras as keras
 
 import flowio
 import modern
-from core import checkpoints
+from core import checkpoints, models
 from core.errors import UserError
 from core.run_dir import LOGS, MODERN_BACKUP, MODERN_BEST, MODERN_FINAL, MODERN_LAST, TEMPORARY
 from modern import naming
@@ -80,9 +80,13 @@ def inputs(run, records_dir, start):
     """``(train_data, val_data)``: training batches from global step ``start`` on (augmented, seeded, the
     epochs' order fixed, repeating), and the validation batches in order; each sharded for the strategy."""
     h = run.hyper
+    recipe = flowio.recipe_of(run.preprocessing)
     train_data = flowio.dataset(records_dir, "train", run.image_size, h.batch_size, training=True, flip=h.flip,
-                                seed=h.seed, repeat=True, drop_remainder=True, initial_step=start)
-    val_data = flowio.dataset(records_dir, "validation", run.image_size, h.batch_size)
+                                seed=h.seed, repeat=True, drop_remainder=True, initial_step=start, recipe=recipe)
+    val_data = flowio.dataset(records_dir, "validation", run.image_size, h.batch_size, recipe=recipe)
+    if models.aux_scopes(run.model):  # the training model takes the labels too, for its auxiliary loss
+        train_data, val_data = (data.map(lambda images, labels: ((images, labels), labels))
+                                for data in (train_data, val_data))
     return sharded(train_data), sharded(val_data)
 
 
@@ -130,12 +134,49 @@ def is_chief():
 
 # --- model and loss ----------------------------------------------------------------------------------
 
+@keras.saving.register_keras_serializable(package="modern")
+class AuxiliaryLoss(keras.layers.Layer):
+    """research/slim's train_image_classifier adds the auxiliary head's cross-entropy (``end_points['AuxLogits']``)
+    to the loss at weight 0.4; legacy's ``training_graph`` does the same. Keras would need a second output, a
+    second label and renamed metrics (``Logits__SpatialSqueeze_accuracy``) for it; this layer instead takes
+    ``[logits, aux_logits, labels]``, adds ``0.4 * cross-entropy(labels, aux_logits)`` as a layer loss in training
+    (so ``fit``'s loss holds it, as the regularization), and passes the main logits through."""
+
+    def __init__(self, weight=0.4, **kwargs):
+        super().__init__(**kwargs)
+        self.weight = weight
+
+    def call(self, inputs, training=None):
+        logits, aux_logits, labels = inputs
+        if training:
+            self.add_loss(self.weight * tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+                labels, tf.cast(aux_logits, tf.float32), from_logits=True)))
+        return logits
+
+    def get_config(self):
+        return {**super().get_config(), "weight": self.weight}
+
+
+def with_auxiliary_loss(model):
+    """``model`` (returning ``[logits, aux_logits]``) as a model of ``[images, labels]`` returning the logits, its
+    auxiliary loss added in training; the same name (the checkpoints' scope) and the same layers."""
+    labels = keras.Input(shape=(), dtype="int64", name="labels")
+    logits, aux_logits = model.outputs
+    out = AuxiliaryLoss(name="aux_loss", dtype="float32")([logits, aux_logits, labels])
+    return keras.Model([model.inputs[0], labels], out, name=model.name)
+
+
 def compiled_model(run, steps_per_epoch, steps_per_execution=1):
     """The model of ``run``, compiled: SGD with momentum on ``ExponentialDecay`` (staircase, one decay per epoch),
-    the cross-entropy on logits (``fit`` adds the layers' regularization losses), accuracy."""
+    the cross-entropy on logits (``fit`` adds the layers' regularization losses, and inception_v3's auxiliary
+    loss), accuracy."""
     h = run.hyper
+    aux = bool(models.aux_scopes(run.model))
     model = modern.build(run.model, run.num_classes, input_shape=(run.image_size, run.image_size, 3),
-                         weight_decay=h.weight_decay, batch_norm_decay=h.batch_norm_decay, precision=h.precision)
+                         weight_decay=h.weight_decay, batch_norm_decay=h.batch_norm_decay, precision=h.precision,
+                         aux_logits=aux)
+    if aux:
+        model = with_auxiliary_loss(model)
     schedule = keras.optimizers.schedules.ExponentialDecay(h.lr, decay_steps=steps_per_epoch,
                                                            decay_rate=h.lr_decay_per_epoch, staircase=True)
     model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=h.momentum),
@@ -145,16 +186,18 @@ def compiled_model(run, steps_per_epoch, steps_per_execution=1):
     return model
 
 
-def model_from(run, values, source):
-    """The run's model (inference build, its image size) with every weight assigned by name from ``values``."""
-    model = modern.build(run.model, run.num_classes, input_shape=(run.image_size, run.image_size, 3))
-    naming.assign(model, values, source=source)
+def model_from(run, values, source, aux_logits=False):
+    """The run's model (inference build, its image size) with every weight assigned by name from ``values``; the
+    auxiliary head's too with ``aux_logits``, else its values are left aside."""
+    model = modern.build(run.model, run.num_classes, input_shape=(run.image_size, run.image_size, 3),
+                         aux_logits=aux_logits)
+    naming.assign(model, values, () if aux_logits else models.aux_scopes(run.model), source=source)
     return model
 
 
 def initialise(model, run, init_from):
     """Fine-tuning: the weights outside ``init_from["exclude_scopes"]`` from ``init_from["checkpoint"]``."""
-    values, source = checkpoints.read(init_from["checkpoint"], run.model)
+    values, source = checkpoints.read(init_from["checkpoint"], models.scope(run.model))
     restored = naming.assign(model, values, init_from["exclude_scopes"], source)
     run.init_from = {**init_from, "source": source, "restored": len(restored),
                      "initialised": len(naming.weight_names(model)) - len(restored)}
@@ -220,10 +263,18 @@ class EpochAlignedBackup(keras.callbacks.BackupAndRestore):
         self._backup(epoch=epoch)
 
 
+def variable_shapes(run):
+    """``{legacy variable name: shape}`` of the run's model: what a checkpoint must hold (convert_checkpoint's
+    ``--list``)."""
+    model = modern.build(run.model, run.num_classes, input_shape=(run.image_size, run.image_size, 3),
+                         aux_logits=bool(models.aux_scopes(run.model)))
+    return {name: weight.shape.as_list() for name, weight in naming.weight_names(model).items()}
+
+
 def write_weights(run, values, source):
     """A converted run's checkpoint: ``values`` assigned by name into the model and saved as the run's best.h5;
-    returns how many weights it holds."""
-    model = model_from(run, values, source)
+    returns how many weights it holds (an auxiliary head's included: fine-tuning trains it)."""
+    model = model_from(run, values, source, aux_logits=bool(models.aux_scopes(run.model)))
     model.save_weights(run.path(MODERN_BEST))
     return len(naming.weight_names(model))
 
@@ -312,8 +363,9 @@ class Predictor:
             raise UserError(f"{run.folder}: no checkpoint ({MODERN_BEST} or {MODERN_LAST}); train it first")
         size = run.image_size
         self.model = modern.build(run.model, run.num_classes, input_shape=(size, size, 3))
-        if path.endswith(".h5"):
-            naming.load(self.model, path)  # by name, every weight checked
+        if path.endswith(".h5"):  # by name, every weight checked (an auxiliary head's left aside)
+            values, source = checkpoints.read(path, models.scope(run.model))
+            naming.assign(self.model, values, models.aux_scopes(run.model), source)
         else:
             self.model.load_weights(path)
 

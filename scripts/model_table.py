@@ -1,8 +1,9 @@
 """The README's table of models, from the registry: ``python scripts/model_table.py [--write | --check] [README]``.
 
-For every registered model: its parameter count at 10 classes and its default input (modern's build, which
-tests/test_resnet.py and tests/test_zoo.py hold equal to legacy's and to the articles'), and the article it
-comes from. Without flags the table is printed; ``--write`` replaces the table between the README's
+For every registered model: its parameter count at 10 classes and, for tf_slim's nets, at the classes of
+research/slim's checkpoints (1000, or 1001 with a background class) — modern's build with any auxiliary head,
+which the tests hold equal to legacy's and to published counts —, its default input size, the sizes it takes,
+its default preprocessing recipe, and where it comes from. Without flags the table is printed; ``--write`` replaces the table between the README's
 ``<!-- models -->`` markers, ``--check`` fails (exit 2) when the README's table is not this one.
 """
 
@@ -29,15 +30,22 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def table(count=None):
-    """The markdown table; ``count(name)`` gives a model's parameters (default: build it, count at 10 classes)."""
-    if count is None:
-        import modern
-        count = lambda name: modern.build(name, 10).count_params()  # noqa: E731
-    rows = ["| model | parameters (10 classes) | default input | from |", "|---|---:|---:|---|"]
+def built_count(name, classes):
+    import modern
+    return modern.build(name, classes, aux_logits=bool(models.aux_scopes(name))).count_params()
+
+
+def table(count=built_count):
+    """The markdown table; ``count(name, classes)`` gives a model's parameters (default: build it and count)."""
+    rows = ["| model | parameters (10 classes) | (research/slim's classes) | default input | sizes | preprocessing"
+            " | from |", "|---|---:|---:|---:|---:|---|---|"]
     for name in models.list_models():
         spec = models.spec(name)
-        rows.append(f"| `{name}` | {count(name):,} | {spec.input_size}x{spec.input_size} | {spec.source} |")
+        classes = spec.checkpoint_classes
+        slim = "" if classes is None else f"{count(name, classes):,} ({classes})"
+        sizes = f"{spec.min_size}-{spec.max_size}" if spec.max_size is not None else f"{spec.min_size}+"
+        rows.append(f"| `{name}` | {count(name, 10):,} | {slim} | {spec.input_size} | {sizes} | {spec.preprocessing}"
+                    f" | {spec.source} |")
     return "\n".join(rows)
 
 

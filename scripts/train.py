@@ -41,6 +41,11 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=DEFAULTS.seed,
                    help="seed of initial weights, shuffling and augmentation")
     p.add_argument("--no-flip", action="store_true", help="no random horizontal flips (digits, text, ...)")
+    p.add_argument("--preprocessing", choices=models.RECIPES, metavar="RECIPE",
+                   help="how images become the model's input, in training, evaluation, use_model and the exports:"
+                   " default (squash to SxS, [0, 1]), inception (research/slim's: central crop 0.875, TF1 bilinear"
+                   " resize, [-1, 1]) or vgg (research/slim's: smaller side to 256 at 224, central crop, RGB means"
+                   " subtracted); default: the model's (see --list-models)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="float32; mixed_bfloat16 (bfloat16 compute on CPUs with AVX-512 BF16 / AMX, or on GPU"
                    " in modern); mixed_float16 (needs a GPU; loss scaling included). Weights stay float32 and"
@@ -67,8 +72,12 @@ def parse_args(argv):
 
 
 def list_models():
+    """One line per model: name, default size, smallest size (and largest, where there is one), preprocessing."""
+    print("model\tdefault size\tsizes\tpreprocessing")
     for name in models.list_models():
-        print(f"{name}\t{models.default_input_size(name)}")
+        spec = models.spec(name)
+        sizes = f"{spec.min_size}-{spec.max_size}" if spec.max_size is not None else f">={spec.min_size}"
+        print(f"{name}\t{spec.input_size}\t{sizes}\t{spec.preprocessing}")
 
 
 def check(args):
@@ -110,12 +119,14 @@ def new_run(args, folder, labels):
     """The record of the run the command line asks for, in ``folder``."""
     import flowio
     image_size = args.image_size or models.default_input_size(args.model)
+    recipe = args.preprocessing or models.spec(args.model).preprocessing
     hyper = rd.Hyper(batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
                      batch_norm_decay=args.bn_decay, seed=args.seed, flip=not args.no_flip,
                      precision=args.precision, save_every=args.save_every)
     return rd.Run(folder=folder, impl=args.impl, model=args.model, num_classes=len(labels), labels=labels,
                   image_size=image_size, data=os.path.abspath(args.data),
-                  preprocessing=flowio.preprocessing_spec(image_size, flip=not args.no_flip), hyper=hyper)
+                  preprocessing=flowio.preprocessing_spec(image_size, flip=not args.no_flip, recipe=recipe),
+                  hyper=hyper)
 
 
 def main(argv=None):

@@ -77,8 +77,9 @@ def backend(args, run):
     quiet_tensorflow()
     import flowio
     model = importlib.import_module(f"{run.impl}.train").Predictor(run)
+    recipe = flowio.recipe_of(run.preprocessing)
     return ("tf", lambda images: softmax(model(images)),
-            lambda path: flowio.preprocess(load_image(path), run.image_size).numpy())
+            lambda path: flowio.preprocess(load_image(path), run.image_size, recipe).numpy())
 
 
 def main(argv=None):

@@ -34,6 +34,16 @@ RESNET_COUNTS = {
     "resnet_v1_50": (25_610_152, 25_610_152 - 53_120, 25_610_152 - 2049 * 990),
     "resnet_v1_101": (44_654_504, 44_654_504 - 105_344, 44_654_504 - 2049 * 990),
     "resnet_v1_152": (60_344_232, 60_344_232 - 151_424, 60_344_232 - 2049 * 990),
+    # the same count over [3, 24, 36, 3] units (88,000 BN channels)
+    "resnet_v1_200": (64_849_832, 64_849_832 - 176_000, 64_849_832 - 2049 * 990),
+    # resnet_v2: tf_keras.applications.ResNet{50,101,152}V2's published totals and trainable counts (the same
+    # layout under other names: biased stem, pre-activation units with biased conv3 / shortcut, a head BN);
+    # per unit the BN channels are in + b + b (preact, conv1, conv2), plus 2048 for postnorm. 200: the same
+    # arithmetic over [3, 24, 36, 3] units.
+    "resnet_v2_50": (25_613_800, 25_568_360, 25_613_800 - 2049 * 990),
+    "resnet_v2_101": (44_675_560, 44_577_896, 44_675_560 - 2049 * 990),
+    "resnet_v2_152": (60_380_648, 60_236_904, 60_380_648 - 2049 * 990),
+    "resnet_v2_200": (64_894_440, 64_726_120, 64_894_440 - 2049 * 990),
 }
 # tf_slim's plain convnets at 1000 classes. VGG-11 ("A"), VGG-16, VGG-19 as published (Simonyan & Zisserman's
 # configurations; tf_keras.applications.VGG16 / VGG19 state the same totals). AlexNet v2 and OverFeat counted
@@ -47,6 +57,23 @@ SLIM_CONVNET_COUNTS = {
     "overfeat": sum((k * k * c_in + 1) * c_out for k, c_in, c_out in (
         (11, 3, 64), (5, 64, 256), (3, 256, 512), (3, 512, 1024), (3, 1024, 1024), (6, 1024, 3072),
         (1, 3072, 4096), (1, 4096, 1000))),  # 145,704,424
+}
+
+
+def aux(classes):
+    """v3's AuxLogits: Conv2d_1b_1x1 768 -> 128 and Conv2d_2a_5x5 128 -> 768, each with BN (beta, moving mean,
+    moving variance), then Conv2d_2b_1x1 768 -> classes with biases."""
+    return 768 * 128 + 3 * 128 + 5 * 5 * 128 * 768 + 3 * 768 + 768 * classes + classes
+
+
+# Totals at 1001 classes (research/slim's checkpoints: ImageNet's 1000 and a background class) and at 10. tf_slim's
+# own tests pin the bases (inception_vN_base's model variables, BN's moving mean and variance included); the head
+# is a 1x1 convolution with biases from the last block's 1024 (v3: 2048) channels; tf_slim always builds v3's
+# AuxLogits.
+INCEPTION_COUNTS = {
+    "inception_v1": (5_607_184 + 1024 * 1001 + 1001, 5_607_184 + 1024 * 10 + 10),  # 6,633,209
+    "inception_v2": (10_173_112 + 1024 * 1001 + 1001, 10_173_112 + 1024 * 10 + 10),  # 11,199,137
+    "inception_v3": (21_802_784 + 2048 * 1001 + 1001 + aux(1001), 21_802_784 + 2048 * 10 + 10 + aux(10)),
 }
 
 
@@ -245,6 +272,21 @@ def random_value(name, shape, rng):
     return rng.normal(0, 0.2, shape)  # biases, beta, moving_mean
 
 
+def set_values(sess, values):
+    """Assign ``values`` (``{variable: array}``) in one run of their initializers, the initial values fed.
+
+    ``Variable.load`` adds an assign op per call and the session extends its graph each time: setting the 1,000
+    variables of a ResNet-50 and its shadows so takes 80 s, this 1 s."""
+    sess.run([v.initializer for v in values],
+             {v.initializer.inputs[1]: np.asarray(x, dtype=v.dtype.base_dtype.as_numpy_dtype)
+              for v, x in values.items()})
+
+
+def random_values(variables, rng):
+    """``{variable: plausible random value}`` (``random_value``) for ``variables``, in their order."""
+    return {v: random_value(v.op.name, v.shape.as_list(), rng) for v in variables}
+
+
 def legacy_run(name, images, num_classes, tmp_path, seed=0):
     """Build ``name`` in a fresh graph, set random weights, save a Saver checkpoint, and compute logits.
 
@@ -264,8 +306,7 @@ def legacy_run(name, images, num_classes, tmp_path, seed=0):
             with tf.Session(graph=graph) as sess:
                 if not is_training:
                     sess.run(tf.global_variables_initializer())
-                    for v in variables:
-                        v.load(random_value(v.op.name, v.shape.as_list(), rng).astype(np.float32), sess)
+                    set_values(sess, random_values(variables, rng))
                     tf.train.Saver().save(sess, prefix, write_meta_graph=False)
                     shapes = {v.op.name: v.shape.as_list() for v in variables}
                 else:

@@ -10,8 +10,8 @@ import pytest
 
 from core import checkpoints
 from core.run_dir import Run
-from helpers import (CLASSES, IMPLS, assert_user_error, legacy_run, max_relative_error, random_value, read_run,
-                     rename_variable, run_script, shape_image, train_run)
+from helpers import (CLASSES, IMPLS, assert_user_error, legacy_run, max_relative_error, random_values, read_run,
+                     rename_variable, run_script, set_values, shape_image, train_run)
 from legacy.slim_compat import slim, tf
 from modern import naming
 
@@ -33,9 +33,7 @@ def slim_checkpoint(folder, num_classes, images=None, seed=0):
         tf.train.get_or_create_global_step()
         with tf.Session(graph=graph) as sess:
             sess.run(tf.global_variables_initializer())
-            for v in tf.global_variables():
-                if v.op.name != "global_step":
-                    v.load(random_value(v.op.name, v.shape.as_list(), rng).astype(np.float32), sess)
+            set_values(sess, random_values([v for v in tf.global_variables() if v.op.name != "global_step"], rng))
             folder.mkdir(parents=True)
             tf.train.Saver().save(sess, str(folder / "model.ckpt"), global_step=0, write_meta_graph=False)
             out = sess.run(logits, {x: images}).reshape(len(images), -1) if images is not None else None
@@ -191,8 +189,8 @@ def legacy_training(run, data, start=None, seed=0):
         variables = [v for v in tf.global_variables() if checkpoints.model_variables([v.op.name], run.model)]
         with tf.Session(graph=graph) as sess:
             sess.run(tf.global_variables_initializer())
-            for v in variables if start else ():
-                v.load(start[v.op.name], sess)
+            if start:
+                set_values(sess, {v: start[v.op.name] for v in variables})
             snapshots, losses = [sess.run(variables)], []
             for images, labels in data:
                 losses.append(sess.run([train_op, loss], {x: images, y: labels})[1])

@@ -19,14 +19,33 @@ from helpers import REPO, RESNET_COUNTS, legacy_run, max_relative_error, rename_
 from legacy.slim_compat import tf
 from modern.naming import layer_name, load, modern_name, weight_names
 
-RESNETS = [n for n in legacy.list_models() if n.startswith(("jianshu_resnet_", "resnet_v1_"))]
-# The deep ones take 5-15 s to build in each half: outside `make test-fast`.
-RESNET_PARAMS = [pytest.param(n, marks=pytest.mark.slow) if not n.endswith("_50") else n for n in RESNETS]
+RESNETS = [n for n in legacy.list_models() if n.startswith(("jianshu_resnet_", "resnet_v1_", "resnet_v2_"))]
+# The deep ones take 5-15 s to build in each half (the 200s 30 s): outside `make test-fast`, as is resnet_v2_50,
+# tf_slim's own graph in legacy.
+FAST = ("jianshu_resnet_50", "resnet_v1_50")
 
 
-def test_the_resnets_are_in_the_table_at_224():
-    assert set(RESNETS) <= set(RESNET_COUNTS) and len(RESNETS) == 6
-    assert {modern.default_input_size(n) for n in RESNETS} == {legacy.default_input_size(n) for n in RESNETS} == {224}
+def param(name, *rest):
+    """A test parameter of ``name`` (and ``rest``), marked slow unless ``name`` is one of FAST."""
+    return pytest.param(name, *rest, marks=() if name in FAST else pytest.mark.slow,
+                        id="-".join(map(str, (name, *rest))))
+
+
+RESNET_PARAMS = [param(n) for n in RESNETS]
+# the 200s: counts and the name bijection only, at 32x32 (research/slim has no checkpoint of them)
+SHAPED = [param(n) for n in RESNETS if not n.endswith("_200")]
+UNIT = {"jianshu_resnet": "bottleneck", "resnet_v1": "bottleneck_v1", "resnet_v2": "bottleneck_v2"}
+
+
+def unit_scope(name):
+    return UNIT[name.rsplit("_", 1)[0]]
+
+
+def test_the_resnets_are_in_the_table_at_224_and_resnet_v2_at_299():
+    assert set(RESNETS) == set(RESNET_COUNTS) and len(RESNETS) == 11
+    for name in RESNETS:
+        size = 299 if name.startswith("resnet_v2_") else 224  # research/slim's table: resnet_v2 evaluated at 299
+        assert modern.default_input_size(name) == legacy.default_input_size(name) == size
 
 
 def test_unknown_names_and_arguments_raise_value_error_naming_the_known_ones():
@@ -65,24 +84,28 @@ SIZES = [(224, 1000), (32, 10)]
 
 
 @pytest.mark.parametrize("size, num_classes", SIZES)
-@pytest.mark.parametrize("name", RESNET_PARAMS)
+@pytest.mark.parametrize("name", SHAPED)
 def test_output_and_end_point_shapes_are_equal_between_halves(name, size, num_classes):
     _, shapes, model = built(name, size, num_classes)
     assert shapes["logits"] == [2, num_classes]
     assert model.output_shape == (None, num_classes)
     assert len(shapes) > 20
+    # tf_slim's resnet_v2 also collects each block's output (its last unit's) and the softmax "predictions"
+    extra = {"logits", "predictions"} | {f"{name}/block{i}" for i in range(1, 5)}
     for key, shape in shapes.items():
-        if key == "logits":
+        if key in extra:
             continue
         layer = model.get_layer(layer_name(key[len(name) + 1:]))
         assert list(layer.output_shape[1:]) == shape[1:], key
-    assert shapes[f"{name}/pool1"][1] == -(-size // 4)
-    assert shapes[f"{name}/block4/unit_3/{'bottleneck' if 'jianshu' in name else 'bottleneck_v1'}"][1:] == [
-        -(-size // 32), -(-size // 32), 2048]
+    assert shapes[f"{name}/conv1"][1] == -(-size // 2)
+    assert shapes[f"{name}/block4/unit_3/{unit_scope(name)}"][1:] == [-(-size // 32), -(-size // 32), 2048]
 
 
-@pytest.mark.parametrize("size, num_classes", SIZES)
-@pytest.mark.parametrize("name", RESNET_PARAMS)
+# the 200s at 32x32 only (a build at 224 takes a minute; the count does not depend on the size)
+COUNTED = [param(n, size, classes) for n in RESNETS for size, classes in SIZES if size == 32 or not n.endswith("_200")]
+
+
+@pytest.mark.parametrize("name, size, num_classes", COUNTED)
 def test_parameter_counts_equal_designs_numbers(name, size, num_classes):
     variables, _, model = built(name, size, num_classes)
     total_1000, trainable_1000, total_10 = RESNET_COUNTS[name]
@@ -110,22 +133,23 @@ def test_every_legacy_variable_maps_to_exactly_one_modern_weight_and_back(name):
         assert weights[var].name.split(":")[0] == f"{layer}/{weight}"
 
 
-@pytest.mark.parametrize("name", [n for n in RESNET_PARAMS if "v1" in str(n)])
+@pytest.mark.parametrize("name", [param(n) for n in RESNETS if n.startswith("resnet_v1_")])
 def test_legacy_resnet_v1_has_exactly_tf_slims_variables(name):
     from tf_slim.nets import resnet_v1
     graph = tf.Graph()
     with graph.as_default():
-        images = tf.placeholder(tf.float32, [1, 224, 224, 3])
+        images = tf.placeholder(tf.float32, [1, 32, 32, 3])
         with legacy.resnet.slim.arg_scope(resnet_v1.resnet_arg_scope()):
-            getattr(resnet_v1, name)(images, num_classes=1000, is_training=True)
+            getattr(resnet_v1, name)(images, num_classes=10, is_training=True)
         theirs = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
-    ours, _, _ = built(name, 224, 1000)
+    ours, _, _ = built(name, 32, 10)
     assert {k: s for k, (s, _) in ours.items()} == theirs
 
 
 # both families at 50 and the article's at 101: resnet_v1_101 adds no unit or name rule (45 s of the suite's budget)
 @pytest.mark.parametrize("name", ["jianshu_resnet_50", "resnet_v1_50",
-                                  pytest.param("jianshu_resnet_101", marks=pytest.mark.slow)])
+                                  pytest.param("jianshu_resnet_101", marks=pytest.mark.slow),
+                                  pytest.param("resnet_v2_50", marks=pytest.mark.slow)])
 def test_legacy_checkpoint_gives_the_same_logits_in_the_modern_model(name, tmp_path):
     images = np.random.default_rng(1).uniform(0, 1, (8, 64, 64, 3)).astype(np.float32)
     prefix, inference, training, _ = legacy_run(name, images, 10, tmp_path)
@@ -139,8 +163,7 @@ def test_legacy_checkpoint_gives_the_same_logits_in_the_modern_model(name, tmp_p
     assert max_relative_error(got_training, training) <= 1e-4
 
     # the guards: one perturbed weight fails the same comparison...
-    unit = "bottleneck" if "jianshu" in name else "bottleneck_v1"
-    kernel = model.get_layer(f"block1__unit_1__{unit}__conv2").kernel
+    kernel = model.get_layer(f"block1__unit_1__{unit_scope(name)}__conv2").kernel
     perturbed = kernel.numpy()
     perturbed.flat[1000] += 0.5
     kernel.assign(perturbed)

@@ -14,7 +14,7 @@ import legacy
 import modern
 from core import checkpoints, models
 from core.errors import UserError
-from helpers import SLIM_CONVNET_COUNTS, max_relative_error, random_value
+from helpers import SLIM_CONVNET_COUNTS, max_relative_error, random_values, set_values
 from legacy.slim_compat import tf
 from modern import naming
 
@@ -53,8 +53,7 @@ def slim_checkpoint(name, images, prefix):
         step = tf.train.MomentumOptimizer(1e-3, 0.9).minimize(loss, tf.train.get_or_create_global_step())
         with tf.Session(graph=graph) as sess:
             sess.run(tf.global_variables_initializer())
-            for v in tf.model_variables():
-                v.load(random_value(v.op.name, v.shape.as_list(), rng).astype(np.float32), sess)
+            set_values(sess, random_values(tf.model_variables(), rng))
             sess.run(step)
             tf.train.Saver().save(sess, prefix, write_meta_graph=False)
     graph = tf.Graph()

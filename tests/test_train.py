@@ -165,5 +165,9 @@ def test_bad_input_is_one_line_and_exit_2(tiny, tmp_path):
 def test_list_models_prints_every_registered_model():
     proc = run_script("train.py", "--list-models")
     assert proc.returncode == 0
-    names = [line.split("\t")[0] for line in proc.stdout.splitlines()]
+    rows = [line.split("\t") for line in proc.stdout.splitlines()]
+    names = [row[0] for row in rows]
     assert "jianshu_resnet_50" in names and "resnet_v1_152" in names
+    # default size, the sizes it takes, its preprocessing (the model table's, see tests/test_models.py)
+    assert rows[0] == ["model", "default size", "sizes", "preprocessing"]
+    assert ["inception_v3", "299", "107-346", "inception"] in rows and ["lenet5", "32", ">=32", "default"] in rows

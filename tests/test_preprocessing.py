@@ -1,0 +1,143 @@
+"""research/slim's eval preprocessing (``inception``, ``vgg``) through every path that feeds a model.
+
+The reference is written here in numpy from research/slim's ``inception_preprocessing.preprocess_for_eval`` /
+``vgg_preprocessing.preprocess_for_eval`` and TF1's ``resize_bilinear`` kernel (``half_pixel_centers=False``),
+not from flowio's code. Checked on real JPEG files of several sizes and aspect ratios: flowio's ``preprocess``
+equals it; and end to end, tf_slim's own graph on the reference pixels gives the logits and top-5 that a
+converted, exported run gives through use_model.py (TensorFlow and LiteRT), the SavedModel (encoded bytes) and
+the LiteRT model on decoded pixels.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf2
+from PIL import Image
+
+import flowio
+from core import lite
+from core.run_dir import Run
+from helpers import max_relative_error, pattern, random_values, read_run, run_script, save, set_values
+from legacy.slim_compat import slim, tf, tf1_hashing
+
+SIZE = 64
+SHAPES = [(37, 53), (120, 80), (64, 64), (90, 141)]  # (height, width): landscape, portrait, square, odd
+VGG_MEANS = np.array([123.68, 116.78, 103.94], np.float32)
+
+
+def tf1_resize_bilinear(image, height, width):
+    """TF1's ResizeBilinear, align_corners=False, half_pixel_centers=False: output pixel y samples the input at
+    y * in / out (float32), between floor and floor + 1 (clamped), lerped along x, then y."""
+    def axis(out, size):
+        position = np.arange(out, dtype=np.float32) * np.float32(size / out)
+        low = np.floor(position).astype(int)
+        return low, np.minimum(low + 1, size - 1), (position - low).astype(np.float32)[:, None]
+    (y0, y1, dy), (x0, x1, dx) = axis(height, image.shape[0]), axis(width, image.shape[1])
+    image = image.astype(np.float32)
+    top = image[y0][:, x0] + (image[y0][:, x1] - image[y0][:, x0]) * dx[None, :, :]
+    bottom = image[y1][:, x0] + (image[y1][:, x1] - image[y1][:, x0]) * dx[None, :, :]
+    return top + (bottom - top) * dy[:, :, None]
+
+
+def inception_reference(image, size):
+    """convert_image_dtype, central_crop(0.875), resize_bilinear, (x - 0.5) * 2."""
+    image = image.astype(np.float32) * np.float32(1 / 255)
+    h, w = image.shape[:2]
+    top, left = int((h - h * 0.875) / 2), int((w - w * 0.875) / 2)
+    image = image[top:h - top, left:w - left]
+    return (tf1_resize_bilinear(image, size, size) - 0.5) * 2
+
+
+def vgg_reference(image, size, side):
+    """_aspect_preserving_resize(side) (float32 scale, truncated sides), _central_crop, minus the means."""
+    h, w = image.shape[:2]
+    scale = np.float32(side) / np.float32(min(h, w))
+    new_h, new_w = int(np.float32(h) * scale), int(np.float32(w) * scale)
+    image = tf1_resize_bilinear(image, new_h, new_w)
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return image[top:top + size, left:left + size] - VGG_MEANS
+
+
+REFERENCE = {"inception": lambda image: inception_reference(image, SIZE),
+             "vgg": lambda image: vgg_reference(image, SIZE, round(SIZE * 8 / 7))}
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """JPEG files of SHAPES in a folder, and their decoded pixels (Pillow, what flowio's decoders equal)."""
+    folder = tmp_path_factory.mktemp("photos")
+    paths = [save(folder / f"{h}x{w}.jpg", Image.fromarray(pattern(h, w, seed)), "JPEG", quality=90)
+             for seed, (h, w) in enumerate(SHAPES)]
+    return [str(p) for p in paths], [flowio.load_image(str(p)) for p in paths]
+
+
+@pytest.mark.parametrize("recipe", ["inception", "vgg"])
+def test_flowio_preprocess_is_research_slims_eval_preprocessing(recipe, photos):
+    _, images = photos
+    for image in images:
+        ours = flowio.preprocess(image, SIZE, recipe).numpy()
+        reference = REFERENCE[recipe](image)
+        assert ours.shape == reference.shape == (SIZE, SIZE, 3)
+        np.testing.assert_allclose(ours, reference, atol=1e-5 * np.abs(reference).max())
+    # the convention matters: TF2's tf.image.resize (half-pixel centres) gives another image; tf.compat.v1's
+    # tf.image.resize (resize_images_v1) keeps TF1's, so a port that swaps compat.v1 for TF2 changes the pixels
+    image = tf.image.central_crop(images[0] * (1 / 255), 0.875)
+    expected = (REFERENCE["inception"](images[0]) + 1) / 2
+    np.testing.assert_allclose(tf.image.resize(image, [SIZE, SIZE]).numpy(), expected, atol=1e-6)
+    assert np.abs(tf2.image.resize(image, [SIZE, SIZE]).numpy() - expected).max() > 1e-2
+
+
+# --- end to end: tf_slim's graph against a converted, exported run -------------------------------------------
+
+NETS = {"inception": "resnet_v2_50", "vgg": "resnet_v1_50"}  # research/slim's factory: each net's recipe
+
+
+def slim_reference(name, pixels, prefix):
+    """tf_slim's own ``name`` (10 classes, random weights) saved at ``prefix``; its logits on ``pixels``."""
+    from tf_slim.nets import resnet_utils, resnet_v1, resnet_v2
+    net = {"resnet_v2_50": resnet_v2.resnet_v2_50, "resnet_v1_50": resnet_v1.resnet_v1_50}[name]
+    graph = tf.Graph()
+    with graph.as_default(), tf1_hashing():
+        x = tf.placeholder(tf.float32, [None, SIZE, SIZE, 3])
+        with slim.arg_scope(resnet_utils.resnet_arg_scope()):
+            logits, _ = net(x, 10, is_training=False)
+        with tf.Session(graph=graph) as sess:
+            sess.run(tf.global_variables_initializer())
+            values = random_values(tf.global_variables(), np.random.default_rng(0))
+            set_values(sess, values)
+            # the head scaled to logits of spread 3, so that the softmax's top 5 are not ties at 0 and 1
+            spread = sess.run(logits, {x: pixels}).std()
+            set_values(sess, {v: value * 3 / spread for v, value in values.items() if "/logits/" in v.op.name})
+            tf.train.Saver().save(sess, prefix, write_meta_graph=False)
+            return sess.run(logits, {x: pixels})[:, 0, 0, :]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["inception", "vgg"])
+def test_a_converted_slim_net_predicts_as_tf_slim_did_on_its_recipes_pixels(recipe, photos, tmp_path):
+    paths, images = photos
+    name = NETS[recipe]
+    reference = slim_reference(name, np.stack([REFERENCE[recipe](image) for image in images]),
+                               str(tmp_path / "slim.ckpt"))
+    assert reference.std() > 0.1
+    out = tmp_path / "run"
+    proc = run_script("convert_checkpoint.py", tmp_path / "slim.ckpt", "--out", out, "--image-size", SIZE)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert read_run(out)["preprocessing"]["recipe"] == recipe  # the net's own, from the model table
+    proc = run_script("export.py", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    top5 = np.argsort(-reference, axis=1, kind="stable")[:, :5]
+    for backend in ("tf", "litert"):
+        proc = run_script("use_model.py", *paths, "--run-dir", out, "--backend", backend, "--json")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results = json.loads(proc.stdout)["results"]
+        got = [[int(p["class"]) for p in r["predictions"]] for r in results]
+        assert got == top5.tolist(), backend
+    run = Run.read(str(out))
+    for image, expected in zip(images, reference):  # LiteRT: one image size per batch
+        litert = lite.LitePredictor(lite.model_path(run)).logits(image[None])
+        assert max_relative_error(litert[0], expected) <= 1e-4
+    serving = tf2.saved_model.load(str(out / "saved_model")).signatures["serving_default"]
+    encoded = tf2.constant([open(p, "rb").read() for p in paths])
+    assert max_relative_error(serving(images=encoded)["logits"].numpy(), reference) <= 1e-4
