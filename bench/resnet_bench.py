@@ -76,9 +76,9 @@ class Legacy:
 
 
 class Modern:
-    def __init__(self, model, batch):
+    def __init__(self, model, batch, size=None):
         self.model, self.batch = model, batch
-        size = model.input_shape[1]
+        size = model.input_shape[1] if size is None else size
         images = tf.random.uniform([batch, size, size, 3])
         labels = tf.random.uniform([batch], 0, NUM_CLASSES, dtype=tf.int64)
         # without tf.data's autotuning thread, as flowio's reader: with it, fit and predict return only when that

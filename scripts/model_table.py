@@ -3,8 +3,9 @@
 For every registered model: its parameter count at 10 classes and, for tf_slim's nets, at the classes of
 research/slim's checkpoints (1000, or 1001 with a background class) — modern's build with any auxiliary head,
 which the tests hold equal to legacy's and to published counts —, its default input size, the sizes it takes,
-its default preprocessing recipe, and where it comes from. Without flags the table is printed; ``--write`` replaces the table between the README's
-``<!-- models -->`` markers, ``--check`` fails (exit 2) when the README's table is not this one.
+its default preprocessing recipe, and where it comes from. Without flags the table is printed; ``--write``
+replaces the table between the README's ``<!-- models -->`` markers, ``--check`` fails (exit 2) when the README's
+table is not this one.
 """
 
 import argparse

@@ -90,18 +90,14 @@ def test_flowio_preprocess_is_research_slims_eval_preprocessing(recipe, photos):
 
 # --- end to end: tf_slim's graph against a converted, exported run -------------------------------------------
 
-NETS = {"inception": "resnet_v2_50", "vgg": "resnet_v1_50"}  # research/slim's factory: each net's recipe
-
-
-def slim_reference(name, pixels, prefix):
-    """tf_slim's own ``name`` (10 classes, random weights) saved at ``prefix``; its logits on ``pixels``."""
-    from tf_slim.nets import resnet_utils, resnet_v1, resnet_v2
-    net = {"resnet_v2_50": resnet_v2.resnet_v2_50, "resnet_v1_50": resnet_v1.resnet_v1_50}[name]
+def slim_reference(pixels, prefix):
+    """tf_slim's own resnet_v2_50 (10 classes, random weights) saved at ``prefix``; its logits on ``pixels``."""
+    from tf_slim.nets import resnet_utils, resnet_v2
     graph = tf.Graph()
     with graph.as_default(), tf1_hashing():
         x = tf.placeholder(tf.float32, [None, SIZE, SIZE, 3])
         with slim.arg_scope(resnet_utils.resnet_arg_scope()):
-            logits, _ = net(x, 10, is_training=False)
+            logits, _ = resnet_v2.resnet_v2_50(x, 10, is_training=False)
         with tf.Session(graph=graph) as sess:
             sess.run(tf.global_variables_initializer())
             values = random_values(tf.global_variables(), np.random.default_rng(0))
@@ -114,12 +110,11 @@ def slim_reference(name, pixels, prefix):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", ["inception", "vgg"])
-def test_a_converted_slim_net_predicts_as_tf_slim_did_on_its_recipes_pixels(recipe, photos, tmp_path):
+def test_a_converted_slim_net_predicts_as_tf_slim_did_on_its_recipes_pixels(photos, tmp_path):
+    """inception (resnet_v2_50's, by research/slim's factory) end to end; vgg's exported paths are the next test's."""
     paths, images = photos
-    name = NETS[recipe]
-    reference = slim_reference(name, np.stack([REFERENCE[recipe](image) for image in images]),
-                               str(tmp_path / "slim.ckpt"))
+    recipe = "inception"
+    reference = slim_reference(np.stack([REFERENCE[recipe](image) for image in images]), str(tmp_path / "slim.ckpt"))
     assert reference.std() > 0.1
     out = tmp_path / "run"
     proc = run_script("convert_checkpoint.py", tmp_path / "slim.ckpt", "--out", out, "--image-size", SIZE)
@@ -141,3 +136,25 @@ def test_a_converted_slim_net_predicts_as_tf_slim_did_on_its_recipes_pixels(reci
     serving = tf2.saved_model.load(str(out / "saved_model")).signatures["serving_default"]
     encoded = tf2.constant([open(p, "rb").read() for p in paths])
     assert max_relative_error(serving(images=encoded)["logits"].numpy(), reference) <= 1e-4
+
+
+def test_the_exports_run_the_vgg_recipe_as_flowio_does(photos, tmp_path):
+    """vgg through modern.export's two paths, on a small model (vgg13 at 64, random weights): the LiteRT model on
+    decoded pixels and the SavedModel on encoded bytes give the model's logits on flowio's pixels."""
+    import modern
+    from core.run_dir import MODERN_BEST
+    from modern.export import export
+    paths, images = photos
+    run = Run.in_memory("modern", "vgg13", 10, SIZE)
+    run.folder, run.preprocessing = str(tmp_path), flowio.preprocessing_spec(SIZE, flip=False, recipe="vgg")
+    model = modern.build("vgg13", 10, input_shape=(SIZE, SIZE, 3))
+    model.save_weights(run.path(MODERN_BEST))
+    run.save()
+    export(run)
+    expected = model(np.stack([flowio.preprocess(image, SIZE, "vgg").numpy() for image in images])).numpy()
+    assert expected.std() > 0.1
+    for image, reference in zip(images, expected):
+        assert max_relative_error(lite.LitePredictor(lite.model_path(run)).logits(image[None])[0], reference) <= 1e-4
+    serving = tf2.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
+    encoded = tf2.constant([open(p, "rb").read() for p in paths])
+    assert max_relative_error(serving(images=encoded)["logits"].numpy(), expected) <= 1e-4

@@ -14,11 +14,15 @@ import legacy
 import modern
 from core import checkpoints, models
 from core.errors import UserError
-from helpers import SLIM_CONVNET_COUNTS, max_relative_error, random_values, set_values
+from core.run_dir import Run
+from helpers import SLIM_CONVNET_COUNTS, max_relative_error, random_values, run_script, set_values
 from legacy.slim_compat import tf
 from modern import naming
 
 CONVNETS = [pytest.param(n, marks=pytest.mark.slow) for n in sorted(SLIM_CONVNET_COUNTS)]
+# logits of a tf_slim checkpoint in process: one VGG (vgg_a and vgg_19 differ only in how many convolutions the
+# table repeats, which the names test covers) and OverFeat; alexnet_v2 through convert_checkpoint.py below
+CONVERTED = [pytest.param(n, marks=pytest.mark.slow) for n in ("vgg_16", "overfeat")]
 
 
 def slim_variables(name, num_classes):
@@ -64,7 +68,7 @@ def slim_checkpoint(name, images, prefix):
             return sess.run(logits)
 
 
-@pytest.mark.parametrize("name", CONVNETS)
+@pytest.mark.parametrize("name", CONVERTED)
 def test_a_checkpoint_tf_slim_wrote_gives_the_same_logits_in_the_modern_model(name, tmp_path):
     size = models.default_input_size(name)
     images = np.random.default_rng(1).uniform(-1, 1, (2, size, size, 3)).astype(np.float32)
@@ -84,6 +88,21 @@ def test_a_checkpoint_tf_slim_wrote_gives_the_same_logits_in_the_modern_model(na
     renamed = {(f"{name}/fc7/kernel" if n == f"{name}/fc7/weights" else n): v for n, v in values.items()}
     with pytest.raises(UserError, match=rf"missing: {name}/fc7/weights.*unexpected: {name}/fc7/kernel"):
         naming.assign(modern.build(name, 10), renamed)
+
+
+@pytest.mark.slow
+def test_convert_checkpoint_py_turns_tf_slims_alexnet_v2_checkpoint_into_a_run_with_its_logits(tmp_path):
+    """The whole command line for one of these nets (the others convert in process above): the model and the
+    classes read from the checkpoint, the slots and step skipped, vgg's preprocessing recorded."""
+    from modern.train import Predictor
+    images = np.random.default_rng(1).uniform(-1, 1, (2, 224, 224, 3)).astype(np.float32)
+    reference = slim_checkpoint("alexnet_v2", images, str(tmp_path / "model.ckpt"))
+    proc = run_script("convert_checkpoint.py", tmp_path / "model.ckpt", "--out", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "(alexnet_v2, 10 classes, 16 variables)" in proc.stdout
+    run = Run.read(str(tmp_path / "run"))
+    assert (run.model, run.num_classes, run.image_size, run.preprocessing["recipe"]) == ("alexnet_v2", 10, 224, "vgg")
+    assert max_relative_error(Predictor(run)(images), reference) <= 1e-5
 
 
 def test_a_plain_convnet_refuses_a_bn_decay_and_a_size_its_fully_connected_convolutions_cannot_take():
