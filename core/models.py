@@ -12,9 +12,9 @@ once, here:
 * ``settings``: what tells it from the other models of its family (a ResNet's depth, a DenseNet's growth
   rate and units per block), passed to the family's builder as keyword arguments;
 * ``head``: the scope of its classifier, whose kernel's last dimension is the number of classes and which
-  ``--exclude-scopes`` names to train a new head (``logits`` here; tf_slim's VGG calls it ``fc8``);
+  ``--exclude-scopes`` names to train a new head (``logits``; tf_slim's VGG: ``fc8``, inception: ``Logits/...``);
 * ``max_size``: the largest side it accepts, where there is one (tf_slim's VGG writes its fully-connected
-  layers as VALID convolutions, and squeezes a 1x1 result: 224 to 255 only);
+  layers as VALID convolutions, inception's last pool must leave 1x1 to squeeze: VGG takes 224 to 255 only);
 * ``bn_decay``: whether ``--bn-decay`` means something for it (tf_slim's nets without BN refuse it, and so do
   inception_v1/v2, whose arg scopes fix BN's decay at 0.9997 with no parameter);
 * ``scope``: the top-level variable scope of its checkpoints, where it is not the model's name (tf_slim's

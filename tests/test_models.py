@@ -20,7 +20,7 @@ from helpers import assert_user_error, run_script
 from legacy.slim_compat import tf
 
 # builds of a few seconds each in both halves; the rest stay outside `make test-fast`
-QUICK = {"lenet5", "alexnet", "vgg13", "googlenet_cifar", "resnet18", "resnet18_cifar", "densenet_100x12"}
+QUICK = {"lenet5", "alexnet", "vgg13", "googlenet_cifar", "resnet18", "resnet18_cifar"}
 
 
 def builds(half, name, size):

@@ -130,6 +130,9 @@ def test_a_converted_slim_net_predicts_as_tf_slim_did_on_its_recipes_pixels(phot
         got = [[int(p["class"]) for p in r["predictions"]] for r in results]
         assert got == top5.tolist(), backend
     run = Run.read(str(out))
+    from modern.train import Predictor  # use_model's TensorFlow path: the half's Predictor on flowio's pixels
+    pixels = np.stack([flowio.preprocess(image, SIZE, recipe).numpy() for image in images])
+    assert max_relative_error(Predictor(run)(pixels), reference) <= 1e-4
     for image, expected in zip(images, reference):  # LiteRT: one image size per batch
         litert = lite.LitePredictor(lite.model_path(run)).logits(image[None])
         assert max_relative_error(litert[0], expected) <= 1e-4
@@ -138,6 +141,7 @@ def test_a_converted_slim_net_predicts_as_tf_slim_did_on_its_recipes_pixels(phot
     assert max_relative_error(serving(images=encoded)["logits"].numpy(), reference) <= 1e-4
 
 
+@pytest.mark.slow
 def test_the_exports_run_the_vgg_recipe_as_flowio_does(photos, tmp_path):
     """vgg through modern.export's two paths, on a small model (vgg13 at 64, random weights): the LiteRT model on
     decoded pixels and the SavedModel on encoded bytes give the model's logits on flowio's pixels."""
