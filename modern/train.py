@@ -361,12 +361,11 @@ class Predictor:
         path = next((p for p in (run.path(MODERN_BEST), run.path(MODERN_LAST)) if os.path.exists(p)), None)
         if path is None:
             raise UserError(f"{run.folder}: no checkpoint ({MODERN_BEST} or {MODERN_LAST}); train it first")
-        size = run.image_size
-        self.model = modern.build(run.model, run.num_classes, input_shape=(size, size, 3))
         if path.endswith(".h5"):  # by name, every weight checked (an auxiliary head's left aside)
-            values, source = checkpoints.read(path, models.scope(run.model))
-            naming.assign(self.model, values, models.aux_scopes(run.model), source)
+            self.model = model_from(run, *checkpoints.read(path, models.scope(run.model)))
         else:
+            size = run.image_size
+            self.model = modern.build(run.model, run.num_classes, input_shape=(size, size, 3))
             self.model.load_weights(path)
 
     def __call__(self, images):

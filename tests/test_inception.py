@@ -95,10 +95,7 @@ def slim_run(request, tmp_path_factory):
         penalty = tf.add_n(tf.losses.get_regularization_losses())
         with tf.Session(graph=graph) as sess:
             sess.run(tf.global_variables_initializer())
-            # what Variable.load feeds, in one run (a run per variable takes seconds in graphs this large)
-            sess.run([v.initializer for v in variables],
-                     {v.initializer.inputs[1]: value(v.op.name, v.shape.as_list(), rng).astype(np.float32)
-                      for v in variables})
+            set_values(sess, {v: value(v.op.name, v.shape.as_list(), rng) for v in variables})
             sess.run(step)
             tf.train.Saver().save(sess, run.prefix, write_meta_graph=False)
             run.training, run.penalty = sess.run([heads, penalty])  # BN on the batch; update ops not run
