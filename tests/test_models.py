@@ -87,7 +87,9 @@ def assert_moving_statistics_are_the_batchs(moving, inputs):
     for layer, (mean, variance) in moving.items():
         want_mean, want_variance = batch_statistics(inputs[layer])
         np.testing.assert_allclose(mean, want_mean, rtol=1e-4, atol=1e-4 * np.abs(want_mean).max(), err_msg=layer)
-        np.testing.assert_allclose(variance, want_variance, rtol=1e-3, err_msg=layer)
+        # plus float32's resolution at the layer's scale: a channel that is nearly constant in the batch (variance
+        # 8e-8 where the others are ~1, seen once in the head's input) has no 1e-3 relative precision in float32
+        np.testing.assert_allclose(variance, want_variance, rtol=1e-3, atol=1e-6 * want_variance.max(), err_msg=layer)
         assert np.abs(variance - 1).max() > 0.01, layer  # not the initial value: the step wrote them
 
 
