@@ -45,7 +45,8 @@ NUM_CLASSES = 10
 
 def run_spec(name, size, precision):
     """What train.py records for a run (what training_graph and compiled_model read), at a constant lr."""
-    return Run.in_memory("bench", name, NUM_CLASSES, size, lr=0.01, lr_decay_per_epoch=1.0, precision=precision)
+    return Run.in_memory("bench", name, NUM_CLASSES, size, lr=0.01, learning_rate_decay_type="fixed",
+                         precision=precision)
 
 
 class Legacy:

@@ -16,6 +16,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core import recipe
 from core.errors import UserError
 
 # --- the layout -------------------------------------------------------------------------------------------
@@ -52,11 +53,35 @@ class Hyper:
     """How a run trains (``run.json``'s ``hyper``); the defaults are train.py's."""
     batch_size: int = 32
     epochs: int = 10
-    lr: float = 0.05  # of SGD with momentum, times lr_decay_per_epoch after each epoch
-    lr_decay_per_epoch: float = 0.9
+    lr: float = 0.05  # the initial learning rate (train.py --lr / --learning-rate)
+    # the recipe (core/recipe.py; docs/DESIGN.md §10): research/slim's train_image_classifier flags, slim's names
+    optimizer: str = "momentum"
     momentum: float = 0.9
+    rmsprop_decay: float = 0.9
+    rmsprop_momentum: float = 0.9
+    opt_epsilon: float = 1.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adagrad_initial_accumulator_value: float = 0.1
+    adadelta_rho: float = 0.95
+    ftrl_learning_rate_power: float = -0.5
+    ftrl_initial_accumulator_value: float = 0.1
+    ftrl_l1: float = 0.0
+    ftrl_l2: float = 0.0
+    learning_rate_decay_type: str = "exponential"
+    learning_rate_decay_factor: float = 0.9
+    num_epochs_per_decay: float = 1.0
+    end_learning_rate: float = 0.0001
+    label_smoothing: float = 0.0
+    moving_average_decay: float | None = None  # None: no moving averages
+    trainable_scopes: list | None = None  # None: every trainable variable
+    clip_gradient_norm: float = 0.0  # 0: no clipping
     weight_decay: float | None = None  # None: the model's own
     batch_norm_decay: float | None = None  # None: the model's own
+    # "precise": re-estimated with the current weights over precise_bn_batches training batches before each
+    # validation (where the model's BN decay can be set); "moving": the moving averages, as slim
+    batch_norm_statistics: str = "precise"
+    precise_bn_batches: int = 20
     seed: int = 0
     flip: bool = True
     precision: str = "float32"
@@ -98,9 +123,12 @@ class Run:
             entries = json.load(f)
         try:
             hyper = entries.pop("hyper", None)
-            return cls(folder=str(folder), hyper=None if hyper is None else Hyper(**hyper), **entries)
+            run = cls(folder=str(folder), hyper=None if hyper is None else Hyper(**recipe.upgraded(hyper)),
+                      **entries)
         except TypeError as err:  # a key missing or unknown
             raise UserError(f"{path}: not a run record of this program ({err}); train the run again") from None
+        run.before_recipe = hyper is not None and "optimizer" not in hyper
+        return run
 
     def to_json(self):
         entries = dataclasses.asdict(self)
@@ -159,6 +187,15 @@ class Run:
         if found != want:
             raise UserError(f"{self.folder} holds a run with another preprocessing ({found!r}, not {want!r});"
                             " pass --fresh to start it over, or choose another --run-dir")
+        for key in recipe.IDENTITY:
+            found, want = getattr(self.hyper, key), getattr(wanted.hyper, key)
+            if found != want:
+                raise UserError(f"{self.folder} holds a run with another {key.replace('_', ' ')} ({found!r}, not"
+                                f" {want!r}); pass --fresh to start it over, or choose another --run-dir")
+        if self.impl == "modern" and getattr(self, "before_recipe", False) and os.path.isdir(self.path(MODERN_BACKUP)):
+            raise UserError(f"{self.folder}: an unfinished modern run from before --optimizer, whose backup holds"
+                            " Keras SGD's momentum (not TF1's, which modern now uses); finish it with that version"
+                            " of train.py, or pass --fresh")
 
     def record_epoch(self, metrics):
         """Add one epoch's metrics to the record, update ``best``, save it and redraw the curves.

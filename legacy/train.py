@@ -4,7 +4,17 @@ The article's train.py, kept honest for TF 2.21's ``tf.compat.v1``:
 
 * the input is ``flowio.graph_input`` — a ``tf.data`` iterator inside the graph, where the article started
   queue runners;
-* ``tf.compat.v1.train.MomentumOptimizer`` on ``exponential_decay`` (lr * decay ** (step // steps_per_epoch));
+* research/slim's train_image_classifier recipe (``legacy/optimizers.py``, docs/DESIGN.md §10): the TF1 optimizer
+  (``MomentumOptimizer`` by default) on slim's schedule of the global step (``exponential_decay``, lr * 0.9 per
+  epoch by default), slim's label smoothing, ``--trainable-scopes`` (the optimizer's var_list; BN in the other
+  scopes still updates its moving statistics, as under slim), ``--clip-gradient-norm`` (``create_train_op``'s, per
+  gradient) and ``ExponentialMovingAverage`` of the model variables after each step: validation, the best
+  checkpoint and so evaluate / export / use_model see the averages, the last checkpoint holds the raw weights and
+  the shadows for resuming;
+* BN's statistics re-estimated before each validation ("precise BN", ``--bn-statistics precise``, the default where
+  the net's BN decay can be set): the net again in training mode with BN decay 0 on the first training batches
+  (un-augmented), the moving statistics set to their mean; slim's own behaviour (the moving averages as they are)
+  is ``--bn-statistics moving``;
 * BN moving statistics are updated only because the train op depends on the UPDATE_OPS collection;
 * the loss is the cross-entropy plus the REGULARIZATION_LOSSES collection (slim's l2 on every conv kernel);
 * ``global_step`` counts steps and is saved with the weights: a ``Saver`` keeps the last checkpoint (every
@@ -33,9 +43,10 @@ from tqdm import tqdm
 
 import flowio
 import legacy
-from core import checkpoints, models
+from core import checkpoints, models, recipe
 from core.errors import UserError
 from core.run_dir import LEGACY_BEST, LEGACY_LAST, LOGS
+from legacy import optimizers
 from legacy.slim_compat import tf, tf1_hashing
 from tensorflow.core.protobuf import rewriter_config_pb2
 
@@ -51,9 +62,9 @@ def saved_step(checkpoint_dir):
     return int(tf.train.load_checkpoint(path).get_tensor("global_step"))
 
 
-def learning_rate(hyper, step, steps_per_epoch):
-    """What the graph's ``exponential_decay`` gave the step numbered ``step`` (counting from 0)."""
-    return hyper.lr * hyper.lr_decay_per_epoch ** (step // steps_per_epoch)
+def learning_rate(hyper, step, decay_steps):
+    """What the graph's schedule gave the step numbered ``step`` (counting from 0)."""
+    return recipe.learning_rate(hyper, step, decay_steps)
 
 
 # --- input ----------------------------------------------------------------------------------------------
@@ -69,6 +80,15 @@ def inputs(graph, run, records_dir, start):
     val_images, val_labels = flowio.graph_input(graph, records_dir, "validation", run.image_size, h.batch_size,
                                                 recipe=recipe)
     return images, labels, val_images, val_labels
+
+
+def statistics_input(graph, run, records_dir, batches):
+    """Images in ``graph`` that give the first ``batches`` training batches, un-augmented, over and over: what
+    precise BN averages over (modern's ``statistics_data``)."""
+    with graph.as_default():
+        data = flowio.dataset(records_dir, "train", run.image_size, run.hyper.batch_size, drop_remainder=True,
+                              recipe=flowio.recipe_of(run.preprocessing)).take(batches).repeat()
+        return tf.data.make_one_shot_iterator(data).get_next()[0]
 
 
 # --- devices --------------------------------------------------------------------------------------------
@@ -91,23 +111,35 @@ def session_config(precision):
 
 # --- model and loss ----------------------------------------------------------------------------------
 
-def training_graph(run, images, labels, steps_per_epoch):
+def cross_entropy(labels, logits, num_classes, label_smoothing, weights=1.0, reduction=None):
+    """The sparse cross-entropy, or with ``label_smoothing`` > 0 slim's ``softmax_cross_entropy`` of the one-hot
+    labels smoothed to ``(1 - s) * onehot + s / num_classes``."""
+    reduction = reduction or tf.losses.Reduction.SUM_BY_NONZERO_WEIGHTS
+    if not label_smoothing:
+        return tf.losses.sparse_softmax_cross_entropy(labels, logits, weights=weights, reduction=reduction)
+    return tf.losses.softmax_cross_entropy(tf.one_hot(labels, num_classes), logits, weights=weights,
+                                           label_smoothing=label_smoothing, reduction=reduction)
+
+
+def training_graph(run, images, labels, decay_steps):
     """The model on ``images`` and its training in the current graph: ``(logits, loss, regularization, train_op)``.
 
     ``loss`` is the mean cross-entropy (plus 0.4 times inception_v3's auxiliary head's) plus the
-    REGULARIZATION_LOSSES collection; ``train_op`` runs the BN
-    moving-average updates (UPDATE_OPS) with a Momentum step at lr * decay ** (step // steps_per_epoch), and
-    gives the loss.
+    REGULARIZATION_LOSSES collection; ``train_op`` runs the BN moving-average updates (UPDATE_OPS), the
+    optimizer's step on slim's schedule (``decay_steps`` global steps per decay) and then, with
+    ``--moving-average-decay``, the moving averages of the model variables; and gives the loss.
     """
     h = run.hyper
     logits, end_points = legacy.build(run.model, images, run.num_classes, is_training=True,
                                       weight_decay=h.weight_decay, batch_norm_decay=h.batch_norm_decay)
+    scope = models.scope(run.model)
+    model_variables = [v for v in tf.global_variables() if checkpoints.model_variables([v.op.name], scope)]
     global_step = tf.train.get_or_create_global_step()
-    lr = tf.train.exponential_decay(h.lr, global_step, steps_per_epoch, h.lr_decay_per_epoch, staircase=True)
+    lr = optimizers.learning_rate(h, global_step, decay_steps)
     regularization = tf.losses.get_regularization_loss()
-    loss = tf.losses.sparse_softmax_cross_entropy(labels, logits) + regularization
+    loss = cross_entropy(labels, logits, run.num_classes, h.label_smoothing) + regularization
     if models.aux_scopes(run.model):  # research/slim's train_image_classifier: the AuxLogits' loss at weight 0.4
-        loss += tf.losses.sparse_softmax_cross_entropy(labels, end_points["AuxLogits"], weights=0.4)
+        loss += cross_entropy(labels, end_points["AuxLogits"], run.num_classes, h.label_smoothing, weights=0.4)
     # slim's create_train_op: the loss waits for the BN updates, and the train op is the loss waiting for the
     # gradient step. The common `with control_dependencies(UPDATE_OPS): minimize(loss)` instead gives each op
     # minimize creates an edge from every update op: 900k edges in DenseNet-201's graph, seconds of grappler
@@ -115,31 +147,81 @@ def training_graph(run, images, labels, steps_per_epoch):
     # forward op, so `sess.run(minimize_op)` alone skipped every BN update (tests/test_models.py's --bn-decay 0).
     with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
         loss = tf.identity(loss, name="loss_after_updates")
-    optimizer = tf.train.MomentumOptimizer(lr, h.momentum)
+    optimizer = optimizers.optimizer(h, lr)
     if h.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
         optimizer = tf.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, "dynamic")
-    with tf.control_dependencies([optimizer.minimize(loss, global_step)]):
+    gradients = optimizer.compute_gradients(loss, trained_variables(h.trainable_scopes))
+    if h.clip_gradient_norm > 0:  # slim's create_train_op(clip_gradient_norm=...): each gradient by its own norm
+        gradients = [(tf.clip_by_norm(g, h.clip_gradient_norm), v) for g, v in gradients if g is not None]
+    step = optimizer.apply_gradients(gradients, global_step)
+    if h.moving_average_decay:
+        # after the step (slim groups the two and leaves the order open), so num_updates is the incremented step
+        averages = tf.train.ExponentialMovingAverage(h.moving_average_decay, num_updates=global_step)
+        with tf.control_dependencies([step]):
+            step = averages.apply(model_variables)
+    with tf.control_dependencies([step]):
         train_op = tf.identity(loss, name="train_op")
     return logits, loss, regularization, train_op
 
 
+def trained_variables(scopes):
+    """slim's ``_get_variables_to_train``: the trainable variables under ``scopes`` (each a prefix pattern,
+    ``re.match`` as ``get_collection`` does), or all of them."""
+    if not scopes:
+        return tf.trainable_variables()
+    trained = [v for scope in scopes for v in tf.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES, scope)]
+    if not trained:
+        raise UserError(f"--trainable-scopes {','.join(scopes)}: no trainable variable there (they are named like"
+                        f" {tf.trainable_variables()[-1].op.name})")
+    return trained
+
+
+def swap_averages_op(model_variables):
+    """One op that exchanges every model variable with its moving average (run twice, it restores them): the
+    graph then computes with the averages, and a Saver of the model's names saves them as the weights."""
+    shadows = {v.op.name: v for v in tf.global_variables() if v.op.name.endswith(checkpoints.EMA)}
+    swaps = []
+    for variable in model_variables:
+        shadow = shadows[variable.op.name + checkpoints.EMA]
+        raw, average = variable.read_value(), shadow.read_value()
+        with tf.control_dependencies([raw, average]):  # both read before either is written
+            swaps.append(tf.group(variable.assign(average), shadow.assign(raw)))
+    return tf.group(*swaps, name="swap_averages")
+
+
+def precise_bn_graph(run, images, model_variables):
+    """``(updates, statistics, assign)`` for precise BN: the net in training mode on ``images`` with BN decay 0
+    (its UPDATE_OPS set each moving statistic to the batch's), the moving statistics, and ``assign`` (a dict
+    ``{"op", "values"}``: placeholders to feed their means)."""
+    before = set(tf.get_collection(tf.GraphKeys.UPDATE_OPS))
+    with tf.variable_scope(tf.get_variable_scope(), reuse=True):
+        legacy.build(run.model, images, run.num_classes, is_training=True, weight_decay=run.hyper.weight_decay,
+                     batch_norm_decay=0.0, **({"dropout_keep_prob": 1.0} if models.spec(run.model).dropout else {}))
+    updates = [op for op in tf.get_collection(tf.GraphKeys.UPDATE_OPS) if op not in before]
+    statistics = [v for v in model_variables if v.op.name.endswith(("/moving_mean", "/moving_variance"))]
+    values = [tf.placeholder(v.dtype.base_dtype, v.shape) for v in statistics]
+    return updates, statistics, {"op": tf.group(*[v.assign(x) for v, x in zip(statistics, values)]), "values": values}
+
+
 def validation_graph(run, images, labels):
-    """The same variables in inference mode on ``images``: ``(sum of cross-entropies, correct, count)``."""
+    """The same variables in inference mode on ``images``: ``(sum of cross-entropies, correct, count)``, the
+    cross-entropy label-smoothed as training's (Keras's validation loss is the compiled loss)."""
     with tf.variable_scope(tf.get_variable_scope(), reuse=True):
         logits, _ = legacy.build(run.model, images, run.num_classes, is_training=False)
-    cross_entropy = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+    losses = cross_entropy(labels, logits, run.num_classes, run.hyper.label_smoothing,
+                           reduction=tf.losses.Reduction.NONE)
     correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.float32))
-    return cross_entropy, correct, tf.size(labels)
+    return tf.reduce_sum(losses), correct, tf.size(labels)
 
 
-def build_graph(run, records_dir, start, steps_per_epoch):
+def build_graph(run, records_dir, start, decay_steps, steps_per_epoch):
     """``(graph, ops)``: the finalized graph of a run resumed at global step ``start``, and what the loop uses of it
     by name (tensors, Savers, the summary writers)."""
     graph = tf.Graph()
     with graph.as_default(), tf1_hashing():
         tf.set_random_seed(run.hyper.seed)
         images, labels, val_images, val_labels = inputs(graph, run, records_dir, start)
-        logits, loss, regularization, train_op = training_graph(run, images, labels, steps_per_epoch)
+        logits, loss, regularization, train_op = training_graph(run, images, labels, decay_steps)
         ops = SimpleNamespace(
             train_op=train_op, loss=loss, regularization=regularization,
             accuracy=tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.float32)),
@@ -150,6 +232,13 @@ def build_graph(run, records_dir, start, steps_per_epoch):
                                    best=tf.train.Saver(max_to_keep=1, save_relative_paths=True)),
             writers={s: tf.summary.FileWriter(run.path(LOGS, s)) for s in ("train", "validation")},
             init=tf.global_variables_initializer())
+        ops.swap_averages = swap_averages_op(ops.model_variables) if run.hyper.moving_average_decay else None
+        ops.precise_bn = None
+        if run.hyper.batch_norm_statistics == "precise":
+            batches = min(run.hyper.precise_bn_batches, steps_per_epoch)
+            updates, statistics, assign = precise_bn_graph(run, statistics_input(graph, run, records_dir, batches),
+                                                           ops.model_variables)
+            ops.precise_bn = SimpleNamespace(batches=batches, updates=updates, statistics=statistics, assign=assign)
     graph.finalize()
     return graph, ops
 
@@ -242,24 +331,31 @@ def train(run, records_dir, progress=True, init_from=None):
     h = run.hyper
     steps_per_epoch, val_steps = flowio.epoch_steps(records_dir, h.batch_size)
     start = run.resume_at(saved_step(run.path(LEGACY_LAST)))
-    graph, ops = build_graph(run, records_dir, start, steps_per_epoch)
+    decay_steps = recipe.decay_steps(h, flowio.read_manifest(records_dir)["num_examples"]["train"])
+    graph, ops = build_graph(run, records_dir, start, decay_steps, steps_per_epoch)
     with tf.Session(graph=graph, config=session_config(h.precision)) as sess:
         savers = Savers(sess, ops, run)
         savers.start(ops, run, start, init_from)
         step = start
         for epoch in range(start // steps_per_epoch, h.epochs):
             step, loss, accuracy = train_epoch(sess, ops, savers, h, epoch, step, steps_per_epoch, progress)
+            if ops.swap_averages is not None:  # validation and the best checkpoint see the moving averages
+                sess.run(ops.swap_averages)
+            if ops.precise_bn is not None and ops.precise_bn.statistics:
+                precise_statistics(sess, ops.precise_bn)
             val_loss, val_accuracy = validate(sess, ops, val_steps)
-            metrics = {"epoch": epoch + 1, "step": step, "lr": float(learning_rate(h, step - 1, steps_per_epoch)),
+            metrics = {"epoch": epoch + 1, "step": step, "lr": float(learning_rate(h, step - 1, decay_steps)),
                        "loss": loss, "accuracy": accuracy, "val_loss": val_loss, "val_accuracy": val_accuracy}
             _summary(ops.writers["train"], epoch, loss=loss, accuracy=accuracy, learning_rate=metrics["lr"])
             _summary(ops.writers["validation"], epoch, loss=val_loss, accuracy=val_accuracy)
             # run.json first: killed between the two, the rerun resumes before the epoch's end and records it
             # again, where the other order would resume after it with its metrics never written
             improved = run.record_epoch(metrics)
-            savers.save("last", step)
             if improved:
                 savers.save("best", step)
+            if ops.swap_averages is not None:  # the last checkpoint holds the raw weights and the averages
+                sess.run(ops.swap_averages)
+            savers.save("last", step)
             print(f"epoch {epoch + 1}/{h.epochs}: " + ", ".join(
                 f"{k} {metrics[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy")), flush=True)
     for writer in ops.writers.values():
@@ -283,6 +379,17 @@ def train_epoch(sess, ops, savers, h, epoch, step, steps_per_epoch, progress):
             if step % h.save_every == 0 and step < end:
                 savers.save("last", step)
     return step, float(np.mean(losses)), float(np.mean(accuracies))
+
+
+def precise_statistics(sess, precise):
+    """Precise BN: each BN layer's moving statistics become their mean over ``precise.batches`` batch statistics
+    of the current weights (the same batches each time)."""
+    sums = None
+    for _ in range(precise.batches):
+        sess.run(precise.updates)
+        values = sess.run(precise.statistics)
+        sums = values if sums is None else [a + b for a, b in zip(sums, values)]
+    sess.run(precise.assign["op"], dict(zip(precise.assign["values"], [v / precise.batches for v in sums])))
 
 
 def validate(sess, ops, val_steps):

@@ -3,8 +3,14 @@
 What each piece of the legacy loop became:
 
 * graph + Session + queue runners -> ``model.fit`` on ``flowio.dataset`` (repeating, epoch-aligned);
-* MomentumOptimizer + ``exponential_decay`` -> ``SGD(momentum=...)`` + ``ExponentialDecay`` (the same
-  formula: lr * decay ** (step // steps_per_epoch));
+* research/slim's recipe (TF1's optimizers on ``exponential_decay`` / ``polynomial_decay`` of the global step,
+  label smoothing, trainable scopes, gradient clipping, ``ExponentialMovingAverage``) -> ``modern/optimizers.py``:
+  tf_keras's optimizers where they compute TF1's update, small subclasses where they do not (Momentum among
+  them: Keras SGD differs after every learning-rate drop), on Keras schedules of ``iterations`` (the global step),
+  and the moving averages kept by the optimizer (``SwapAverages`` puts them in the model for validation and
+  ``best.h5``); label smoothing -> ``SmoothedCrossEntropy`` (Keras's sparse loss has none);
+* precise BN (legacy's second tower at BN decay 0 and its update ops) -> ``PreciseBatchNorm``: the BN layers'
+  ``momentum`` set to 0 while the model runs in training mode on the same first training batches;
 * the UPDATE_OPS dependency -> nothing: Keras BN updates its moving statistics inside ``fit``;
 * the regularization collection -> the layers' ``kernel_regularizer``, which ``fit`` adds to the loss
   (so ``loss`` includes it, as legacy's does);
@@ -31,19 +37,24 @@ Sections, in the same order as the twin: counters, input, devices, model and los
 prediction.
 """
 
+import io
+import json
 import os
+import re
 import sys
+import zipfile
 
+import h5py
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
 import flowio
 import modern
-from core import checkpoints, models
+from core import checkpoints, models, recipe
 from core.errors import UserError
 from core.run_dir import LOGS, MODERN_BACKUP, MODERN_BEST, MODERN_FINAL, MODERN_LAST, TEMPORARY
-from modern import naming
+from modern import naming, optimizers
 
 # MODERN_LAST (last.keras): the whole model with its optimizer, to continue training or to take elsewhere;
 # MODERN_BEST (best.h5): the weights alone, keyed by layer name (Keras's HDF5 format), which load in a second (a
@@ -88,6 +99,16 @@ def inputs(run, records_dir, start):
         train_data, val_data = (data.map(lambda images, labels: ((images, labels), labels))
                                 for data in (train_data, val_data))
     return sharded(train_data), sharded(val_data)
+
+
+def statistics_data(run, records_dir, batches):
+    """The first ``batches`` training batches, un-augmented: what precise BN averages over (legacy's
+    ``statistics_input``)."""
+    data = flowio.dataset(records_dir, "train", run.image_size, run.hyper.batch_size, drop_remainder=True,
+                          recipe=flowio.recipe_of(run.preprocessing)).take(batches)
+    if models.aux_scopes(run.model):
+        data = data.map(lambda images, labels: ((images, labels), labels))
+    return data
 
 
 def sharded(dataset):
@@ -142,48 +163,94 @@ class AuxiliaryLoss(keras.layers.Layer):
     ``[logits, aux_logits, labels]``, adds ``0.4 * cross-entropy(labels, aux_logits)`` as a layer loss in training
     (so ``fit``'s loss holds it, as the regularization), and passes the main logits through."""
 
-    def __init__(self, weight=0.4, **kwargs):
+    def __init__(self, weight=0.4, label_smoothing=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.weight = weight
+        self.weight, self.label_smoothing = weight, label_smoothing
 
     def call(self, inputs, training=None):
         logits, aux_logits, labels = inputs
         if training:
-            self.add_loss(self.weight * tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
-                labels, tf.cast(aux_logits, tf.float32), from_logits=True)))
+            loss = SmoothedCrossEntropy(aux_logits.shape[-1], self.label_smoothing, reduction="none")
+            self.add_loss(self.weight * tf.reduce_mean(loss(labels, tf.cast(aux_logits, tf.float32))))
         return logits
 
     def get_config(self):
-        return {**super().get_config(), "weight": self.weight}
+        return {**super().get_config(), "weight": self.weight, "label_smoothing": self.label_smoothing}
 
 
-def with_auxiliary_loss(model):
+def with_auxiliary_loss(model, label_smoothing=0.0):
     """``model`` (returning ``[logits, aux_logits]``) as a model of ``[images, labels]`` returning the logits, its
     auxiliary loss added in training; the same name (the checkpoints' scope) and the same layers."""
     labels = keras.Input(shape=(), dtype="int64", name="labels")
     logits, aux_logits = model.outputs
-    out = AuxiliaryLoss(name="aux_loss", dtype="float32")([logits, aux_logits, labels])
+    out = AuxiliaryLoss(label_smoothing=label_smoothing, name="aux_loss", dtype="float32")([logits, aux_logits,
+                                                                                          labels])
     return keras.Model([model.inputs[0], labels], out, name=model.name)
 
 
-def compiled_model(run, steps_per_epoch, steps_per_execution=1):
-    """The model of ``run``, compiled: SGD with momentum on ``ExponentialDecay`` (staircase, one decay per epoch),
-    the cross-entropy on logits (``fit`` adds the layers' regularization losses, and inception_v3's auxiliary
-    loss), accuracy."""
+@keras.saving.register_keras_serializable(package="modern")
+class SmoothedCrossEntropy(keras.losses.Loss):
+    """The cross-entropy of sparse labels on logits, smoothed as slim's ``softmax_cross_entropy(onehot, logits,
+    label_smoothing=s)``: targets ``(1 - s) * onehot + s / classes``. Keras's sparse loss has no smoothing, and
+    its categorical one wants one-hot labels from the dataset; at ``s = 0`` it is the sparse cross-entropy."""
+
+    def __init__(self, num_classes, label_smoothing, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes, self.label_smoothing = num_classes, label_smoothing
+
+    def call(self, y_true, y_pred):
+        if not self.label_smoothing:
+            return keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+        onehot = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), self.num_classes)
+        return keras.losses.categorical_crossentropy(onehot, y_pred, from_logits=True,
+                                                     label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "label_smoothing": self.label_smoothing}
+
+
+def compiled_model(run, decay_steps, steps_per_execution=1):
+    """The model of ``run``, compiled with its recipe (``modern.optimizers``: the optimizer on its schedule of
+    ``decay_steps`` global steps per decay, restricted to ``--trainable-scopes``, keeping the moving averages of
+    every weight with ``--moving-average-decay``, its state built at once), the (label-smoothed) cross-entropy on
+    logits (``fit`` adds the layers' regularization losses, and inception_v3's auxiliary loss), accuracy."""
     h = run.hyper
     aux = bool(models.aux_scopes(run.model))
     model = modern.build(run.model, run.num_classes, input_shape=(run.image_size, run.image_size, 3),
                          weight_decay=h.weight_decay, batch_norm_decay=h.batch_norm_decay, precision=h.precision,
                          aux_logits=aux)
     if aux:
-        model = with_auxiliary_loss(model)
-    schedule = keras.optimizers.schedules.ExponentialDecay(h.lr, decay_steps=steps_per_epoch,
-                                                           decay_rate=h.lr_decay_per_epoch, staircase=True)
-    model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=h.momentum),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        model = with_auxiliary_loss(model, h.label_smoothing)
+    optimizer = optimizers.optimizer(h, decay_steps)
+    trained = trained_weights(model, h.trainable_scopes)
+    optimizer.restrict(trained)
+    if h.moving_average_decay:  # slim averages slim.get_model_variables(): BN's moving statistics too
+        optimizer.average(model.weights, h.moving_average_decay)
+    model.compile(optimizer=optimizer, loss=SmoothedCrossEntropy(run.num_classes, h.label_smoothing),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                   steps_per_execution=steps_per_execution)
+    optimizer.build(trained)  # its slots and averages now: BackupAndRestore and continued() restore into them
     return model
+
+
+def trained_weights(model, scopes):
+    """legacy's ``trained_variables``: the trainable weights whose TF1 name matches one of ``scopes`` at its start
+    (``re.match``, as ``get_collection(TRAINABLE_VARIABLES, scope)``), or all of them. BN layers outside the
+    scopes stay in training mode and keep updating their moving statistics, as under slim (Keras's
+    ``trainable=False`` would switch them to inference mode)."""
+    if not scopes:
+        return model.trainable_weights
+    named = [(name, w) for name, w in naming.weight_names(model).items() if w.trainable]
+    trained = [w for scope in scopes for name, w in named if re.match(scope, name)]
+    if not trained:
+        raise UserError(f"--trainable-scopes {','.join(scopes)}: no trainable variable there (they are named like"
+                        f" {named[-1][0]})")
+    return trained
+
+
+def recipe_optimizer(model):
+    """The run's own optimizer inside ``model`` (under float16 Keras wraps it in a ``LossScaleOptimizer``)."""
+    return getattr(model.optimizer, "inner_optimizer", model.optimizer)
 
 
 def model_from(run, values, source, aux_logits=False):
@@ -203,19 +270,46 @@ def initialise(model, run, init_from):
                      "initialised": len(naming.weight_names(model)) - len(restored)}
 
 
-def training_model(run, start, steps_per_epoch, executed, init_from):
-    """``(model, initial_epoch, start)`` under the strategy: a complete run continued with a larger --epochs takes
-    its weights and optimizer from last.keras; any other a new compiled model (fine-tuned when it starts at
-    step 0), which BackupAndRestore then restores when there is a backup."""
+def training_model(run, start, steps_per_epoch, decay_steps, executed, init_from):
+    """``(model, initial_epoch, start)`` under the strategy: a new compiled model, which takes a complete run's
+    weights and optimizer state from last.keras when it is continued with a larger --epochs, its first weights
+    from ``init_from`` when it starts at step 0, or else is restored by BackupAndRestore when there is a backup."""
     done_epochs = len(run.epochs)
     with strategy().scope():
+        model = compiled_model(run, decay_steps, executed)
         if start == 0 and done_epochs and os.path.exists(run.path(MODERN_LAST)):
-            model = keras.models.load_model(run.path(MODERN_LAST))
+            continued(model, run.path(MODERN_LAST), run.hyper, decay_steps)
             return model, done_epochs, run.resume_at(done_epochs * steps_per_epoch)
-        model = compiled_model(run, steps_per_epoch, executed)
         if start == 0 and init_from:
             initialise(model, run, init_from)
     return model, 0, start  # BackupAndRestore overrides the initial epoch when it restores a backup
+
+
+def continued(model, path, hyper, decay_steps):
+    """Load last.keras's weights and optimizer state into ``model`` (compiled and built by ``compiled_model``).
+
+    The optimizer's variables are read from the file in their order (tf_keras would load them only into an
+    optimizer it built itself, whose order has no moving averages). A run written before the recipe flags used
+    Keras ``SGD(momentum)``, whose slot is ``v`` in ``v = m*v - lr*g; w += v``; TF1's Momentum keeps
+    ``a`` in ``a = m*a + g; w -= lr*a``, so ``a = -v / lr`` with the rate of the next step makes that step the one
+    SGD would have taken.
+    """
+    with zipfile.ZipFile(path) as archive:
+        saved_optimizer = json.loads(archive.read("config.json"))["compile_config"]["optimizer"]
+        weights = keras.models.load_model(path, compile=False).get_weights()
+        with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as f:
+            group = f["optimizer/vars"]
+            state = [group[str(i)][()] for i in range(len(group))]
+    model.set_weights(weights)
+    optimizer = recipe_optimizer(model)
+    if saved_optimizer["class_name"] == "SGD":  # iterations, then one slot per trainable weight
+        lr = recipe.learning_rate(hyper, int(state[0]), decay_steps)
+        state = [state[0]] + [-v / lr for v in state[1:]]
+    if len(state) != len(optimizer.variables):
+        raise UserError(f"{path}: its optimizer state does not fit this run's ({len(state)} values, not"
+                        f" {len(optimizer.variables)}); pass --fresh to start the run over")
+    for variable, value in zip(optimizer.variables, state):
+        variable.assign(value)
 
 
 # --- checkpoints ----------------------------------------------------------------------------------------
@@ -263,6 +357,52 @@ class EpochAlignedBackup(keras.callbacks.BackupAndRestore):
         self._backup(epoch=epoch)
 
 
+class SwapAverages(keras.callbacks.Callback):
+    """legacy's ``swap_averages`` op: the moving averages go into the model when validation begins and the raw
+    weights come back at the epoch's end, after the callbacks before this one (``best.h5``) have saved."""
+
+    swapped = False
+
+    def on_test_begin(self, logs=None):
+        recipe_optimizer(self.model).swap_averages()
+        self.swapped = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.swapped:
+            recipe_optimizer(self.model).swap_averages()
+            self.swapped = False
+
+
+class PreciseBatchNorm(keras.callbacks.Callback):
+    """legacy's ``precise_statistics``: before validation (after ``SwapAverages``), each BN layer's moving
+    statistics become their mean over the batch statistics of ``data`` under the current weights. With
+    ``momentum`` 0, Keras's fused BN sets them to the batch's (Bessel-corrected variance, as slim's fused BN)."""
+
+    def __init__(self, data):
+        super().__init__()
+        self.data, self.forward = data, None
+
+    def on_test_begin(self, logs=None):
+        layers = [layer for layer in self.model.submodules if isinstance(layer, keras.layers.BatchNormalization)]
+        if not layers:
+            return
+        momenta = [layer.momentum for layer in layers]
+        for layer in layers:
+            layer.momentum = 0.0
+        # traced once, with momentum 0 (read when tracing); fit's own train function keeps its traced momentum
+        self.forward = self.forward or tf.function(lambda x: self.model(x, training=True))
+        sums, count = None, 0
+        for inputs, _ in self.data:
+            self.forward(inputs)
+            values = [v.numpy() for layer in layers for v in (layer.moving_mean, layer.moving_variance)]
+            sums = values if sums is None else [a + b for a, b in zip(sums, values)]
+            count += 1
+        for layer, momentum, mean, variance in zip(layers, momenta, sums[0::2], sums[1::2]):
+            layer.moving_mean.assign(mean / count)
+            layer.moving_variance.assign(variance / count)
+            layer.momentum = momentum
+
+
 def variable_shapes(run):
     """``{legacy variable name: shape}`` of the run's model: what a checkpoint must hold (convert_checkpoint's
     ``--list``)."""
@@ -279,13 +419,20 @@ def write_weights(run, values, source):
     return len(naming.weight_names(model))
 
 
-def callbacks(run, steps_per_epoch, executed):
-    """Saver (last, best), FileWriter, run.json and BackupAndRestore as callbacks, in the order they must run."""
+def callbacks(run, steps_per_epoch, executed, records_dir):
+    """Saver (last, best), FileWriter, run.json and BackupAndRestore as callbacks, in the order they must run;
+    the moving averages swapped in and the BN statistics re-estimated before validation."""
+    h = run.hyper
     best = run.best["val_accuracy"] if run.best else None
+    averaged = [SwapAverages()] if h.moving_average_decay else []
+    precise = [PreciseBatchNorm(statistics_data(run, records_dir, min(h.precise_bn_batches, steps_per_epoch)))
+               ] if h.batch_norm_statistics == "precise" else []
     return [
-        AtomicCheckpoint(run.path(MODERN_LAST)),
         AtomicCheckpoint(run.path(MODERN_BEST), monitor="val_accuracy", mode="max", save_best_only=True,
                          save_weights_only=True, initial_value_threshold=best),
+        *averaged,  # validation and best.h5 above see the averages; last.keras and the backup the raw weights
+        *precise,
+        AtomicCheckpoint(run.path(MODERN_LAST)),
         keras.callbacks.TensorBoard(run.path(LOGS), write_graph=False),
         RecordEpochs(run),
         EpochAlignedBackup(run.path(MODERN_BACKUP), run.hyper.save_every // executed, steps_per_epoch),
@@ -305,13 +452,15 @@ def train(run, records_dir, progress=True, init_from=None):
     start = run.resume_at(backed_up_step(run.path(MODERN_BACKUP), steps_per_epoch))
     keras.utils.set_random_seed(h.seed)
     executed = steps_per_execution(h.save_every, steps_per_epoch)
-    model, initial_epoch, start = training_model(run, start, steps_per_epoch, executed, init_from)
+    decay_steps = recipe.decay_steps(h, flowio.read_manifest(records_dir)["num_examples"]["train"])
+    model, initial_epoch, start = training_model(run, start, steps_per_epoch, decay_steps, executed, init_from)
     train_data, val_data = inputs(run, records_dir, start)
     distribute = strategy()
     run.distribute = {"strategy": STRATEGY_NAMES.get(type(distribute), "default"),
                       "replicas": distribute.num_replicas_in_sync}
     model.fit(train_data, epochs=h.epochs, steps_per_epoch=steps_per_epoch, initial_epoch=initial_epoch,
-              validation_data=val_data, validation_steps=val_steps, callbacks=callbacks(run, steps_per_epoch, executed),
+              validation_data=val_data, validation_steps=val_steps,
+              callbacks=callbacks(run, steps_per_epoch, executed, records_dir),
               verbose=1 if progress and sys.stdout.isatty() else 2)
     if isinstance(distribute, tf.distribute.MultiWorkerMirroredStrategy):
         model.save_weights(run.path(MODERN_FINAL))

@@ -14,7 +14,7 @@ import tempfile
 
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from core import models  # noqa: E402
+from core import models, recipe  # noqa: E402
 from core import run_dir as rd  # noqa: E402
 from core.errors import UserError, run_cli  # noqa: E402
 from core.run_dir import IMPLS, PRECISIONS  # noqa: E402
@@ -31,13 +31,20 @@ def parse_args(argv):
                    " the ones done)")
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, metavar="B", help="images per step")
     p.add_argument("--image-size", type=int, metavar="S", help="train at SxS (default: the model's own size)")
-    p.add_argument("--lr", type=float, default=DEFAULTS.lr, help="initial learning rate of SGD with momentum"
-                   f" {DEFAULTS.momentum}, times {DEFAULTS.lr_decay_per_epoch} after each epoch")
     p.add_argument("--weight-decay", type=float, metavar="WD",
                    help="l2 coefficient in slim's convention, WD * sum(w**2) / 2 (default: the model's, 1e-4)")
     p.add_argument("--bn-decay", type=float, metavar="D",
-                   help="decay of every BN layer's moving averages (default: the model's, 0.997 for the ResNets;"
-                   " a small data set trained for few steps needs less, e.g. 0.9)")
+                   help="decay of every BN layer's moving averages (default: the model's, 0.997 for the ResNets)")
+    p.add_argument("--bn-statistics", choices=("precise", "moving"), default=DEFAULTS.batch_norm_statistics,
+                   help="what BN normalises with in validation, evaluation and export: precise (default) re-estimates"
+                   " the statistics with the current weights over --precise-bn-batches training batches before each"
+                   " validation, so short runs on small folders validate on statistics of their weights; moving uses"
+                   " the moving averages as they are (slim's exact behaviour, which needs thousands of steps at"
+                   " decay 0.997). Nets without BN, and inception_v1/v2, whose decay is fixed, use moving")
+    p.add_argument("--precise-bn-batches", type=int, default=DEFAULTS.precise_bn_batches, metavar="N",
+                   help="training batches (un-augmented, the first N) that --bn-statistics precise averages over"
+                   f" (default {DEFAULTS.precise_bn_batches})")
+    recipe_arguments(p)
     p.add_argument("--seed", type=int, default=DEFAULTS.seed,
                    help="seed of initial weights, shuffling and augmentation")
     p.add_argument("--no-flip", action="store_true", help="no random horizontal flips (digits, text, ...)")
@@ -69,6 +76,57 @@ def parse_args(argv):
     p.add_argument("--list-models", action="store_true", help="print the registered models and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar, one line per epoch")
     return p.parse_args(argv)
+
+
+def recipe_arguments(p):
+    """research/slim's train_image_classifier flags (dashes for underscores), with slim's defaults except the
+    optimizer and the schedule's, which stay the article's (momentum, lr x 0.9 after each epoch)."""
+    g = p.add_argument_group("the training recipe (research/slim's train_image_classifier flags; docs/DESIGN.md §10)")
+    g.add_argument("--lr", "--learning-rate", dest="lr", type=float, default=DEFAULTS.lr, metavar="LR",
+                   help=f"initial learning rate (default {DEFAULTS.lr})")
+    g.add_argument("--optimizer", choices=recipe.OPTIMIZERS, default=DEFAULTS.optimizer,
+                   help="TF1's optimizer of that name in legacy, its exact Keras equivalent in modern (default"
+                   " momentum; slim's default is rmsprop)")
+    g.add_argument("--momentum", type=float, default=DEFAULTS.momentum, help="momentum's momentum (0.9)")
+    g.add_argument("--rmsprop-decay", type=float, default=DEFAULTS.rmsprop_decay, help="rmsprop's decay (0.9)")
+    g.add_argument("--rmsprop-momentum", type=float, default=DEFAULTS.rmsprop_momentum,
+                   help="rmsprop's momentum (0.9)")
+    g.add_argument("--opt-epsilon", type=float, default=DEFAULTS.opt_epsilon,
+                   help="epsilon of adam, rmsprop and adadelta (slim's 1.0, not Keras's 1e-7)")
+    g.add_argument("--adam-beta1", type=float, default=DEFAULTS.adam_beta1, help="adam's beta1 (0.9)")
+    g.add_argument("--adam-beta2", type=float, default=DEFAULTS.adam_beta2, help="adam's beta2 (0.999)")
+    g.add_argument("--adagrad-initial-accumulator-value", type=float,
+                   default=DEFAULTS.adagrad_initial_accumulator_value, metavar="V",
+                   help="adagrad's starting accumulator (0.1)")
+    g.add_argument("--adadelta-rho", type=float, default=DEFAULTS.adadelta_rho, help="adadelta's rho (0.95)")
+    g.add_argument("--ftrl-learning-rate-power", type=float, default=DEFAULTS.ftrl_learning_rate_power,
+                   metavar="P", help="ftrl's learning rate power (-0.5)")
+    g.add_argument("--ftrl-initial-accumulator-value", type=float, default=DEFAULTS.ftrl_initial_accumulator_value,
+                   metavar="V", help="ftrl's starting accumulator (0.1)")
+    g.add_argument("--ftrl-l1", type=float, default=DEFAULTS.ftrl_l1, help="ftrl's l1 strength (0)")
+    g.add_argument("--ftrl-l2", type=float, default=DEFAULTS.ftrl_l2, help="ftrl's l2 strength (0)")
+    g.add_argument("--learning-rate-decay-type", choices=recipe.DECAY_TYPES,
+                   default=DEFAULTS.learning_rate_decay_type,
+                   help="exponential: lr x FACTOR every --num-epochs-per-decay epochs (staircase); fixed; polynomial:"
+                   " linear to --end-learning-rate over --num-epochs-per-decay epochs, then constant. Counted in"
+                   " global steps, as slim: int(training images / batch size x epochs per decay) per decay")
+    g.add_argument("--learning-rate-decay-factor", type=float, default=DEFAULTS.learning_rate_decay_factor,
+                   metavar="FACTOR", help="exponential decay's factor (default 0.9; slim's 0.94)")
+    g.add_argument("--num-epochs-per-decay", type=float, default=DEFAULTS.num_epochs_per_decay, metavar="E",
+                   help="epochs per decay (default 1; slim's 2)")
+    g.add_argument("--end-learning-rate", type=float, default=DEFAULTS.end_learning_rate, metavar="LR",
+                   help="polynomial decay's last rate (0.0001)")
+    g.add_argument("--label-smoothing", type=float, default=DEFAULTS.label_smoothing, metavar="S",
+                   help="train on targets (1 - S) x one-hot + S / classes (slim's softmax_cross_entropy; default 0)")
+    g.add_argument("--moving-average-decay", type=float, metavar="D",
+                   help="keep moving averages of every model variable (BN statistics included) after each step, as"
+                   " slim's ExponentialMovingAverage(D, num_updates=global step); validation, the best checkpoint,"
+                   " evaluate, export and use_model use them (default: none)")
+    g.add_argument("--trainable-scopes", default="", metavar="S,...",
+                   help="comma-separated scopes (TF1 names, e.g. resnet_v1_50/logits) whose variables alone are"
+                   " trained; BN layers elsewhere still update their moving statistics, as under slim (default: all)")
+    g.add_argument("--clip-gradient-norm", type=float, default=DEFAULTS.clip_gradient_norm, metavar="N",
+                   help="clip each gradient to norm N (slim's create_train_op; default 0: no clipping)")
 
 
 def list_models():
@@ -104,6 +162,10 @@ def check(args):
         models.check_options(args.model, args.bn_decay)
     except ValueError as err:
         raise UserError(f"--bn-decay {args.bn_decay}: {err}") from None
+    try:
+        recipe.check(hyper(args))
+    except ValueError as err:
+        raise UserError(str(err)) from None
     exclude_scopes = [s.strip() for s in args.exclude_scopes.split(",") if s.strip()]
     if exclude_scopes and not args.init_from:
         raise UserError("--exclude-scopes needs --init-from CKPT (the checkpoint to take the other weights from)")
@@ -119,14 +181,30 @@ def new_run(args, folder, labels):
     """The record of the run the command line asks for, in ``folder``."""
     import flowio
     image_size = args.image_size or models.default_input_size(args.model)
-    recipe = args.preprocessing or models.spec(args.model).preprocessing
-    hyper = rd.Hyper(batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
-                     batch_norm_decay=args.bn_decay, seed=args.seed, flip=not args.no_flip,
-                     precision=args.precision, save_every=args.save_every)
+    preprocessing = args.preprocessing or models.spec(args.model).preprocessing
     return rd.Run(folder=folder, impl=args.impl, model=args.model, num_classes=len(labels), labels=labels,
                   image_size=image_size, data=os.path.abspath(args.data),
-                  preprocessing=flowio.preprocessing_spec(image_size, flip=not args.no_flip, recipe=recipe),
-                  hyper=hyper)
+                  preprocessing=flowio.preprocessing_spec(image_size, flip=not args.no_flip, recipe=preprocessing),
+                  hyper=hyper(args))
+
+
+def hyper(args):
+    """The run's ``hyper`` record from the command line."""
+    scopes = [s.strip() for s in args.trainable_scopes.split(",") if s.strip()] or None
+    statistics = args.bn_statistics if models.spec(args.model).bn_decay else "moving"
+    return rd.Hyper(batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
+                    batch_norm_decay=args.bn_decay, seed=args.seed, flip=not args.no_flip, precision=args.precision,
+                    save_every=args.save_every, trainable_scopes=scopes, moving_average_decay=args.moving_average_decay,
+                    batch_norm_statistics=statistics, precise_bn_batches=args.precise_bn_batches,
+                    **{name: getattr(args, name) for name in RECIPE_FLAGS})
+
+
+# the recipe's flags that go into Hyper as they are
+RECIPE_FLAGS = ("optimizer", "momentum", "rmsprop_decay", "rmsprop_momentum", "opt_epsilon", "adam_beta1",
+                "adam_beta2", "adagrad_initial_accumulator_value", "adadelta_rho", "ftrl_learning_rate_power",
+                "ftrl_initial_accumulator_value", "ftrl_l1", "ftrl_l2", "learning_rate_decay_type",
+                "learning_rate_decay_factor", "num_epochs_per_decay", "end_learning_rate", "label_smoothing",
+                "clip_gradient_norm")
 
 
 def main(argv=None):

@@ -240,12 +240,20 @@ def processes_naming(path):
     return found
 
 
+# slim's own recipe (its default optimizer, with its epsilon 1.0) with moving averages and label smoothing: the
+# shared runs, the kill test's and the continued ones train so, so that every resume path carries RMSProp's slots
+# and the averages (the article's momentum recipe is the fixtures', tests/test_fixtures.py)
+SLIM_RECIPE = ("--optimizer", "rmsprop", "--opt-epsilon", 1.0, "--moving-average-decay", 0.9,
+               "--label-smoothing", 0.1)
+
+
 def train_args(impl, records, run_dir, *extra, epochs=EPOCHS, export=False):
-    """The train.py arguments of the tiny runs: 32x32, batch 4, BN decay 0.9, a checkpoint every 4 steps, and no
-    export at the end unless ``export`` (the shared runs export; tests/test_export.py checks what they wrote)."""
+    """The train.py arguments of the tiny runs: 32x32, batch 4, BN decay 0.9, slim's recipe, a checkpoint every 4
+    steps, and no export at the end unless ``export`` (the shared runs export; tests/test_export.py checks what
+    they wrote)."""
     return ["--impl", impl, "--data", records, "--image-size", 32, "--epochs", epochs, "--batch-size", BATCH,
-            "--lr", 0.01, "--bn-decay", 0.9, "--no-flip", "--save-every", 4, "--run-dir", run_dir, "--quiet",
-            *([] if export else ["--no-export"]), *extra]
+            "--lr", 0.01, "--bn-decay", 0.9, *SLIM_RECIPE, "--no-flip", "--save-every", 4, "--run-dir", run_dir,
+            "--quiet", *([] if export else ["--no-export"]), *extra]
 
 
 def train_run(impl, records, run_dir, *extra, epochs=EPOCHS, export=False, env=None, **kwargs):

@@ -170,7 +170,7 @@ def batches(count, seed):
 
 def parity_run(name, lr):
     """What train.py would record, at a constant learning rate (TF1 Momentum = Keras SGD momentum only then)."""
-    return Run.in_memory("parity", name, len(CLASSES), SIZE, lr=lr, lr_decay_per_epoch=1.0, momentum=0.9,
+    return Run.in_memory("parity", name, len(CLASSES), SIZE, lr=lr, learning_rate_decay_type="fixed", momentum=0.9,
                          batch_norm_decay=0.9)
 
 
@@ -185,7 +185,7 @@ def legacy_training(run, data, start=None, seed=0):
         tf.set_random_seed(seed)
         x = tf.placeholder(tf.float32, [BATCH, SIZE, SIZE, 3])
         y = tf.placeholder(tf.int64, [BATCH])
-        _, loss, _, train_op = training_graph(run, x, y, steps_per_epoch=1)
+        _, loss, _, train_op = training_graph(run, x, y, decay_steps=1)
         variables = [v for v in tf.global_variables() if checkpoints.model_variables([v.op.name], run.model)]
         with tf.Session(graph=graph) as sess:
             sess.run(tf.global_variables_initializer())
@@ -204,7 +204,7 @@ def legacy_training(run, data, start=None, seed=0):
 def modern_training(run, data, start):
     """The same from modern's own compiled model (``fit``'s train function, via ``train_on_batch``)."""
     from modern.train import compiled_model
-    model = compiled_model(run, steps_per_epoch=1)
+    model = compiled_model(run, decay_steps=1)
     naming.assign(model, start)
     weights = naming.weight_names(model)
     losses, after_one = [], None

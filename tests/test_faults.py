@@ -97,11 +97,13 @@ def test_a_second_flowio_run_into_the_same_output_is_refused_while_the_first_goe
         deadline = time.time() + 60
         while time.time() < deadline and not (out / ".flowio-in-progress").exists():
             time.sleep(0.005)
+        first.send_signal(signal.SIGSTOP)  # holding its lock while the second starts, however loaded the machine
         second = subprocess.run(script("flowio.py", data, "--out", out, "--quiet"), capture_output=True, text=True,
                                 timeout=60)
         assert first.poll() is None, "the first run ended before the second started: nothing was tested"
         assert_user_error(second, "another flowio run")
     finally:
+        first.send_signal(signal.SIGCONT)
         assert first.wait(timeout=120) == 0
     assert tree_bytes(out) == expected  # nothing of the second run is in it
 
@@ -151,7 +153,9 @@ def test_training_killed_at_seeded_moments_resumes_each_time_and_ends_as_an_unin
             deadline = time.time() + 120
             while time.time() < deadline and saved_step(impl, run_dir) < 0:
                 time.sleep(0.05)
+            proc.send_signal(signal.SIGSTOP)  # it keeps its lock, and its steps, until the second has asked
             second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+            proc.send_signal(signal.SIGCONT)
             assert proc.poll() is None, "the first run ended before the second one asked: nothing was tested"
             assert_user_error(second, "another training is running")
         kill_when(proc, lambda: saved_step(impl, run_dir) >= threshold, delay,

@@ -51,3 +51,32 @@ def test_a_run_written_before_core_predicts_evaluates_and_continues(impl, tiny, 
     assert after["epochs"][:2] == before["epochs"] and after["resumed_from_steps"][-1] == 18
     assert after["export"]["best_epoch"] == after["best"]["epoch"]
     quiet("use_model.py", image, "--run-dir", run_dir)
+
+
+@pytest.mark.slow
+def test_an_old_modern_runs_keras_sgd_momentum_continues_with_the_step_keras_would_have_taken():
+    """The modern fixture trained with Keras ``SGD(momentum=0.9)``, whose slot is ``v`` (``w += v``); the modern
+    half now runs TF1's Momentum (slot ``a``, ``w -= lr * a``). Continuing it converts ``a = -v / lr``, so the next
+    step is the one Keras's own SGD, loaded with its slots from the same file, takes."""
+    import numpy as np
+    import tf_keras as keras
+
+    from core.run_dir import Run
+    from modern.train import compiled_model, continued
+    run = Run.read(FIXTURES / "modern-lenet5")
+    assert run.before_recipe and run.hyper.optimizer == "momentum"
+    rng = np.random.default_rng(0)
+    images, labels = rng.uniform(0, 1, (4, 32, 32, 3)).astype(np.float32), np.array([0, 1, 2, 1])
+    path = str(FIXTURES / "modern-lenet5" / "last.keras")
+    keras_sgd = keras.models.load_model(path)
+    assert type(keras_sgd.optimizer).__name__ == "SGD" and int(keras_sgd.optimizer.iterations) == 18
+    keras_sgd._steps_per_execution.assign(1)  # it was compiled to run several steps per call
+    before = keras_sgd.get_weights()
+    keras_sgd.train_on_batch(images, labels)
+    model = compiled_model(run, decay_steps=9)  # 36 training images, batch 4: 9 steps per decay
+    continued(model, path, run.hyper, decay_steps=9)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
+    model.train_on_batch(images, labels)
+    for want, got, start in zip(keras_sgd.get_weights(), model.get_weights(), before):
+        scale = np.max(np.abs(want - start))
+        assert scale > 1e-5 and np.max(np.abs(got - want)) <= 1e-3 * scale  # the step, not only the weights

@@ -90,8 +90,8 @@ def twins():
 
 
 def test_the_twin_files_are_the_expected_pairs():
-    assert twins() == ["__init__.py", "cnn.py", "densenet.py", "inception.py", "registry.py", "resnet.py",
-                       "resnets_keras.py", "slim_convnets.py", "train.py"]
+    assert twins() == ["__init__.py", "cnn.py", "densenet.py", "freeze.py", "harness.py", "inception.py",
+                       "optimizers.py", "registry.py", "resnet.py", "resnets_keras.py", "slim_convnets.py", "train.py"]
 
 
 @pytest.mark.parametrize("name", twins())

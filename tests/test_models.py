@@ -100,7 +100,7 @@ def test_bn_decay_zero_makes_the_moving_statistics_the_batchs_in_legacy():
     graph = tf.Graph()
     with graph.as_default():
         x, y = tf.placeholder(tf.float32, images.shape), tf.placeholder(tf.int64, [BATCH])
-        _, _, _, train_op = training_graph(run, x, y, steps_per_epoch=1)
+        _, _, _, train_op = training_graph(run, x, y, decay_steps=1)
         norms = {op.name.rsplit("/", 1)[0]: op.inputs[0] for op in graph.get_operations()
                  if op.type.startswith("FusedBatchNorm") and "gradients" not in op.name}
         variables = {v.op.name: v for v in tf.global_variables()}
@@ -116,7 +116,7 @@ def test_bn_decay_zero_makes_the_moving_statistics_the_batchs_in_modern():
     from modern.train import compiled_model
     run = Run.in_memory("modern", "jianshu_resnet_50", 3, SIZE, batch_size=BATCH, batch_norm_decay=0.0)
     images, labels = batch()
-    model = compiled_model(run, steps_per_epoch=1)
+    model = compiled_model(run, decay_steps=1)
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     # the inputs of every BN layer in training mode, with the weights before the step
     probe = keras.Model(model.input, [layer.input for layer in norms])

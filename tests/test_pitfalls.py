@@ -97,14 +97,15 @@ def control_edges(graph):
 def test_update_ops_around_minimize_give_every_new_op_an_edge_but_a_gated_loss_does_not():
     from legacy.train import training_graph
     from core.run_dir import Run
-    run = Run.in_memory("legacy", "densenet_100x12", 3, 32, lr=0.1, lr_decay_per_epoch=1.0, batch_norm_decay=0.9)
+    run = Run.in_memory("legacy", "densenet_100x12", 3, 32, lr=0.1, learning_rate_decay_type="fixed",
+                        batch_norm_decay=0.9)
     graphs = {}
     for idiom in ("common", "ours"):
         graphs[idiom] = tf.Graph()
         with graphs[idiom].as_default():
             images, labels = tf.zeros([2, 32, 32, 3]), tf.zeros([2], tf.int64)
             if idiom == "ours":
-                training_graph(run, images, labels, steps_per_epoch=1)
+                training_graph(run, images, labels, decay_steps=1)
             else:
                 logits, _ = legacy.build(run.model, images, 3, is_training=True, batch_norm_decay=0.9)
                 loss = tf.losses.sparse_softmax_cross_entropy(labels, logits) + tf.losses.get_regularization_loss()

@@ -37,6 +37,14 @@ def test_every_script_explains_every_flag():
     text = run_script("flowio.py", "--help").stdout
     for flag in ("DATA_DIR", "--out", "--val-fraction", "--shards", "--workers", "--seed", "--overwrite"):
         assert flag in text
+    text = run_script("train.py", "--help").stdout
+    for flag in ("--optimizer", "--learning-rate", "--opt-epsilon", "--rmsprop-decay", "--rmsprop-momentum",
+                 "--adam-beta1", "--adam-beta2", "--adagrad-initial-accumulator-value", "--adadelta-rho",
+                 "--ftrl-learning-rate-power", "--ftrl-initial-accumulator-value", "--ftrl-l1", "--ftrl-l2",
+                 "--learning-rate-decay-type", "--num-epochs-per-decay", "--learning-rate-decay-factor",
+                 "--end-learning-rate", "--label-smoothing", "--moving-average-decay", "--trainable-scopes",
+                 "--clip-gradient-norm", "--bn-decay"):
+        assert flag in text, flag
 
 
 def test_conversion_does_not_import_tensorflow():

@@ -68,6 +68,11 @@ def test_a_run_of_another_impl_model_or_size_is_refused(runs, tiny, impl):
     other = "modern" if impl == "legacy" else "legacy"
     assert_user_error(train(other, tiny[1], runs[impl]), "another impl", "--fresh")
     assert_user_error(train(impl, tiny[1], runs[impl], "--model", "resnet_v1_50"), "another model", "--fresh")
+    # the recipe is part of the run's identity (docs/DESIGN.md §10)
+    assert_user_error(train(impl, tiny[1], runs[impl], "--optimizer", "adam"), "another optimizer", "'rmsprop'")
+    assert_user_error(train(impl, tiny[1], runs[impl].parent / f"{impl}-scopes", "--model", "lenet5",
+                            "--trainable-scopes", "nowhere"), "--trainable-scopes nowhere: no trainable variable",
+                      "lenet5/logits/biases")
     assert_user_error(run_script("train.py", "--impl", impl, "--data", tiny[1], "--image-size", 48,
                                  "--run-dir", runs[impl]), "another image size")
 
@@ -153,6 +158,12 @@ def test_bad_input_is_one_line_and_exit_2(tiny, tmp_path):
     assert_user_error(run_script("train.py", "--impl", "modern", "--model", "resnet_49", "--data", tiny[1]),
                       "unknown model 'resnet_49'", "jianshu_resnet_50")
     assert run_script("train.py", "--impl", "keras3").returncode == 2
+    # the recipe's flags, refused before TensorFlow starts
+    for flags, message in ((("--label-smoothing", 1.5), "--label-smoothing 1.5: must be at least 0 and below 1"),
+                           (("--optimizer", "adagrad", "--adagrad-initial-accumulator-value", 0), "must be positive"),
+                           (("--moving-average-decay", 1), "must be above 0 and below 1")):
+        assert_user_error(run_script("train.py", "--impl", "legacy", "--data", tiny[1], *flags), message)
+    assert run_script("train.py", "--impl", "legacy", "--bn-decay", "fast").returncode == 2
     assert_user_error(run_script("train.py", "--impl", "legacy", "--data", tmp_path / "nothing"), "no such folder")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "run.json").write_text(json.dumps({"impl": "modern", "model": "jianshu_resnet_50",
