@@ -39,9 +39,10 @@ demo-legacy: $(STAMP)
 	$(PY) scripts/evaluate.py
 	$(PY) scripts/use_model.py samples --top-k 3
 
-# Two pytest workers (pytest-xdist), a test file each at a time: most tests wait on a subprocess or run small
-# graphs on one core, so two share the machine's two cores; each worker trains its own shared tiny runs.
-PYTEST := $(PY) -m pytest -n 2 --dist loadfile
+# Two pytest workers (pytest-xdist): most tests wait on a subprocess or run small graphs on one core, so two share
+# the machine's two cores. Each takes whole test files (tests/conftest.py groups them), and one takes every file
+# that uses the shared tiny runs, so they are trained once.
+PYTEST := $(PY) -m pytest -n 2 --dist loadgroup
 
 test: $(STAMP)
 	$(PYTEST)
