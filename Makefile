@@ -39,10 +39,10 @@ demo-legacy: $(STAMP)
 	$(PY) scripts/evaluate.py
 	$(PY) scripts/use_model.py samples --top-k 3
 
-# Two pytest workers (pytest-xdist): most tests wait on a subprocess or run small graphs on one core, so two share
-# the machine's two cores. Each takes whole test files (tests/conftest.py groups them), and one takes every file
-# that uses the shared tiny runs, so they are trained once.
-PYTEST := $(PY) -m pytest -n 2 --dist loadgroup
+# Two pytest workers (pytest-xdist), each taking whole test files (their module fixtures made once): most tests
+# wait on a subprocess or run small graphs on one core, so two share the machine's two cores. Each worker has its
+# own session, so each trains the shared tiny runs when one of its files needs them.
+PYTEST := $(PY) -m pytest -n 2 --dist loadfile
 
 test: $(STAMP)
 	$(PYTEST)

@@ -1,6 +1,5 @@
 """Shared fixtures (nothing else: helpers and constants are tests/helpers.py's): tiny real data (3 classes of
-32x32 images) and one tiny trained run per half, made once per test session; and how ``make test``'s two
-pytest-xdist workers share the files (``--dist loadgroup``).
+32x32 images) and one tiny trained run per half, made once per test session.
 """
 
 import pytest
@@ -33,11 +32,3 @@ def runs(tiny, tmp_path_factory):
         assert f"train: {impl} jianshu_resnet_50 -> " in proc.stdout
         out[impl] = root / f"{impl}-run"
     return out
-
-
-def pytest_collection_modifyitems(items):
-    """One xdist group per test file, so that a file's module fixtures are made once; and one group for every file
-    that uses the shared tiny ``runs``, so that one worker trains them (each worker has its own session)."""
-    shared = {item.path for item in items if "runs" in item.fixturenames}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group("runs" if item.path in shared else item.path.stem))
