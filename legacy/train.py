@@ -172,7 +172,7 @@ def trained_variables(scopes):
     trained = [v for scope in scopes for v in tf.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES, scope)]
     if not trained:
         raise UserError(f"--trainable-scopes {','.join(scopes)}: no trainable variable there (they are named like"
-                        f" {tf.trainable_variables()[-1].op.name})")
+                        f" {max(v.op.name for v in tf.trainable_variables())})")
     return trained
 
 

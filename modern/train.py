@@ -244,7 +244,7 @@ def trained_weights(model, scopes):
     trained = [w for scope in scopes for name, w in named if re.match(scope, name)]
     if not trained:
         raise UserError(f"--trainable-scopes {','.join(scopes)}: no trainable variable there (they are named like"
-                        f" {named[-1][0]})")
+                        f" {max(name for name, _ in named)})")
     return trained
 
 

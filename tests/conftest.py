@@ -2,6 +2,10 @@
 32x32 images) and one tiny trained run per half, made once per test session.
 """
 
+import fcntl
+import os
+import shutil
+
 import pytest
 
 from helpers import CLASSES, IMPLS, run_script, save, shape_image, train_run
@@ -21,14 +25,27 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def runs(tiny, tmp_path_factory):
-    """``{impl: run dir}``, each trained once for 2 epochs and exported; ``runs/latest`` ends at modern's."""
-    _, records = tiny
+    """``{impl: run dir}``, each trained once for 2 epochs and exported; ``runs/latest`` ends at modern's.
+
+    ``make test``'s two xdist workers each have a session: the first to ask trains the runs into the test session's
+    shared folder (under a lock), and each worker gets its own copy, free to change it.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    session = tmp_path_factory.getbasetemp()
+    shared = (session.parent if worker else session) / "shared-runs"
+    with open(f"{shared}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "done").exists():
+            train_shared_runs(tiny[1], shared / "runs")
+            (shared / "done").touch()
     root = tmp_path_factory.mktemp("train") / "runs"
-    out = {}
+    shutil.copytree(shared / "runs", root, symlinks=True)
+    return {impl: root / f"{impl}-run" for impl in IMPLS}
+
+
+def train_shared_runs(records, root):
     for impl in IMPLS:
         # deterministic ops: tests/test_faults.py's killed runs must end exactly as these
         proc = train_run(impl, records, root / f"{impl}-run", export=True, env={"TF_DETERMINISTIC_OPS": "1"})
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert f"train: {impl} jianshu_resnet_50 -> " in proc.stdout
-        out[impl] = root / f"{impl}-run"
-    return out

@@ -245,7 +245,10 @@ def test_v3_applies_a_bn_decay_in_both_halves():
             want_mean, want_variance = batch_statistics(inputs[half][layer])
             np.testing.assert_allclose(mean, want_mean, rtol=1e-4, atol=1e-4 * np.abs(want_mean).max(),
                                        err_msg=f"{half} {layer}")
-            np.testing.assert_allclose(variance, want_variance, rtol=1e-3, err_msg=f"{half} {layer}")
+            # float32's resolution at the layer's scale too: one nearly constant channel (7e-6 of a layer whose
+            # largest variance is ~1e-2) once came out 0.19% off, the rest within 1e-5
+            np.testing.assert_allclose(variance, want_variance, rtol=1e-3, atol=1e-6 * np.abs(want_variance).max(),
+                                       err_msg=f"{half} {layer}")
             assert np.abs(variance - 1).max() > 0.01, layer  # not the initial value: the update wrote them
 
 
