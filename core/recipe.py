@@ -14,19 +14,6 @@ import math
 OPTIMIZERS = ("momentum", "sgd", "rmsprop", "adam", "adagrad", "adadelta", "ftrl")
 DECAY_TYPES = ("exponential", "fixed", "polynomial")
 
-# the parameters each optimizer reads (core.run_dir.Hyper's fields; slim's flag names)
-PARAMETERS = {
-    "momentum": ("momentum",),
-    "sgd": (),
-    "rmsprop": ("rmsprop_decay", "rmsprop_momentum", "opt_epsilon"),
-    "adam": ("adam_beta1", "adam_beta2", "opt_epsilon"),
-    "adagrad": ("adagrad_initial_accumulator_value",),
-    "adadelta": ("adadelta_rho", "opt_epsilon"),
-    "ftrl": ("ftrl_learning_rate_power", "ftrl_initial_accumulator_value", "ftrl_l1", "ftrl_l2"),
-}
-SCHEDULE_PARAMETERS = {"exponential": ("learning_rate_decay_factor", "num_epochs_per_decay"), "fixed": (),
-                       "polynomial": ("end_learning_rate", "num_epochs_per_decay")}
-
 # the recipe as the identity of a run: a resume must ask for the same (scripts/train.py refuses another)
 IDENTITY = ("optimizer", "learning_rate_decay_type", "moving_average_decay", "trainable_scopes")
 

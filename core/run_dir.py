@@ -81,7 +81,7 @@ class Hyper:
     # "precise": re-estimated with the current weights over precise_bn_batches training batches before each
     # validation (where the model's BN decay can be set); "moving": the moving averages, as slim
     batch_norm_statistics: str = "precise"
-    precise_bn_batches: int = 20
+    precise_bn_batches: int = recipe.PRECISE_BN_BATCHES
     seed: int = 0
     flip: bool = True
     precision: str = "float32"

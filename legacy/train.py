@@ -62,11 +62,6 @@ def saved_step(checkpoint_dir):
     return int(tf.train.load_checkpoint(path).get_tensor("global_step"))
 
 
-def learning_rate(hyper, step, decay_steps):
-    """What the graph's schedule gave the step numbered ``step`` (counting from 0)."""
-    return recipe.learning_rate(hyper, step, decay_steps)
-
-
 # --- input ----------------------------------------------------------------------------------------------
 
 def inputs(graph, run, records_dir, start):
@@ -331,7 +326,7 @@ def train(run, records_dir, progress=True, init_from=None):
     h = run.hyper
     steps_per_epoch, val_steps = flowio.epoch_steps(records_dir, h.batch_size)
     start = run.resume_at(saved_step(run.path(LEGACY_LAST)))
-    decay_steps = recipe.decay_steps(h, flowio.read_manifest(records_dir)["num_examples"]["train"])
+    decay_steps = recipe.decay_steps(h, flowio.num_examples(records_dir, "train"))
     graph, ops = build_graph(run, records_dir, start, decay_steps, steps_per_epoch)
     with tf.Session(graph=graph, config=session_config(h.precision)) as sess:
         savers = Savers(sess, ops, run)
@@ -344,7 +339,8 @@ def train(run, records_dir, progress=True, init_from=None):
             if ops.precise_bn is not None and ops.precise_bn.statistics:
                 precise_statistics(sess, ops.precise_bn)
             val_loss, val_accuracy = validate(sess, ops, val_steps)
-            metrics = {"epoch": epoch + 1, "step": step, "lr": float(learning_rate(h, step - 1, decay_steps)),
+            metrics = {"epoch": epoch + 1, "step": step,
+                       "lr": float(recipe.learning_rate(h, step - 1, decay_steps)),  # the graph's schedule
                        "loss": loss, "accuracy": accuracy, "val_loss": val_loss, "val_accuracy": val_accuracy}
             _summary(ops.writers["train"], epoch, loss=loss, accuracy=accuracy, learning_rate=metrics["lr"])
             _summary(ops.writers["validation"], epoch, loss=val_loss, accuracy=val_accuracy)

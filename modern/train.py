@@ -452,7 +452,7 @@ def train(run, records_dir, progress=True, init_from=None):
     start = run.resume_at(backed_up_step(run.path(MODERN_BACKUP), steps_per_epoch))
     keras.utils.set_random_seed(h.seed)
     executed = steps_per_execution(h.save_every, steps_per_epoch)
-    decay_steps = recipe.decay_steps(h, flowio.read_manifest(records_dir)["num_examples"]["train"])
+    decay_steps = recipe.decay_steps(h, flowio.num_examples(records_dir, "train"))
     model, initial_epoch, start = training_model(run, start, steps_per_epoch, decay_steps, executed, init_from)
     train_data, val_data = inputs(run, records_dir, start)
     distribute = strategy()
