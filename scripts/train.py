@@ -166,7 +166,7 @@ def check(args):
         recipe.check(hyper(args))
     except ValueError as err:
         raise UserError(str(err)) from None
-    exclude_scopes = [s.strip() for s in args.exclude_scopes.split(",") if s.strip()]
+    exclude_scopes = scope_list(args.exclude_scopes)
     if exclude_scopes and not args.init_from:
         raise UserError("--exclude-scopes needs --init-from CKPT (the checkpoint to take the other weights from)")
     if not args.init_from:
@@ -188,9 +188,14 @@ def new_run(args, folder, labels):
                   hyper=hyper(args))
 
 
+def scope_list(text):
+    """``--exclude-scopes`` / ``--trainable-scopes``: comma-separated scopes, blanks ignored."""
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
 def hyper(args):
     """The run's ``hyper`` record from the command line."""
-    scopes = [s.strip() for s in args.trainable_scopes.split(",") if s.strip()] or None
+    scopes = scope_list(args.trainable_scopes) or None
     statistics = args.bn_statistics if models.spec(args.model).bn_decay else "moving"
     return rd.Hyper(batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
                     batch_norm_decay=args.bn_decay, seed=args.seed, flip=not args.no_flip, precision=args.precision,
