@@ -20,6 +20,7 @@ rules (and the errors listing missing, unexpected and mis-shaped variables) are 
 """
 
 import os
+import re
 
 from core import models
 from core.errors import UserError
@@ -224,6 +225,29 @@ def without_background(values, heads):
     for name in cut:
         out[name] = values[name][..., 1:]
     return out
+
+
+def resized_aux(wanted, values, model):
+    """``[(the checkpoint's layer, the model's layer)]``: the layers of ``model``'s auxiliary head whose kernel,
+    and so whose name, follows the input size and differs between the checkpoint (``values``) and the model
+    (``wanted``, ``{name: shape}``): inception_v3's ``AuxLogits/Conv2d_2a_{k}x{k}``, k = min(5, the pooled
+    ``Mixed_6e``'s side), 5x5 in research/slim's checkpoints (299) and 3x3 at 224. ``[]`` where the names agree.
+
+    A converter leaves both out of the name matching (the model's layer keeps its initial values): a kxk kernel
+    over a kxk map is no other kernel over another map (cropping or resampling it computes something else), and
+    the auxiliary head is training-only, so every prediction and export of the converted run is exactly the
+    checkpoint's at the new size; fine-tuning trains the layer anew, as it does an excluded head.
+    """
+    kernel_in_name = re.compile(r"_\d+x\d+$")  # tf_slim's ``Conv2d_2a_5x5``: a layer named by its kernel
+    scope = models.scope(model)
+    aux = tuple(f"{scope}/{a}/" for a in models.aux_scopes(model))
+
+    def layers(names):  # {layer without its kernel suffix: layer}, of the auxiliary head's layers
+        found = {"/".join(n[len(scope) + 1:].split("/")[:2]) for n in names if n.startswith(aux)}
+        return {kernel_in_name.sub("", layer): layer for layer in found if kernel_in_name.search(layer)}
+
+    theirs, ours = layers(model_variables(values, scope)), layers(wanted)
+    return sorted((theirs[k], ours[k]) for k in theirs.keys() & ours.keys() if theirs[k] != ours[k])
 
 
 def fates(wanted, values, model_name, averaged_names=()):

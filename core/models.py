@@ -22,9 +22,12 @@ once, here:
   carries it as its name;
 * ``aux_head``: the scope of an auxiliary classifier (inception_v3's ``AuxLogits/Conv2d_2b_1x1``), trained beside
   the head and dropped from exports;
-* ``preprocessing``: its default recipe (flowio's ``RECIPES``): research/slim's ``inception`` for inception and
-  resnet_v2, ``vgg`` for vgg, resnet_v1, alexnet_v2 and overfeat (its preprocessing factory), the project's own
-  ``default`` for the rest;
+* ``preprocessing``: its default recipe (flowio's ``RECIPES``). ``inception`` for inception and ``vgg`` for vgg and
+  resnet_v1: research/slim's ``preprocessing/preprocessing_factory.py`` maps them so. ``inception`` (at 299) for
+  resnet_v2: research/slim's README, whose resnet_v2 checkpoints are evaluated with ``--preprocessing_name
+  inception --eval_image_size 299``, although its factory maps ``resnet_v2_*`` to ``vgg``. ``vgg`` for
+  alexnet_v2 and overfeat: this project's choice; the factory has no entry for either (research/slim's scripts
+  fail on their names without a ``--preprocessing_name``). The project's own ``default`` for the rest;
 * ``checkpoint_classes``: the classes of research/slim's published checkpoints of it (1001 for inception and
   resnet_v2: ImageNet's 1000 after a background class; 1000 for vgg and resnet_v1), for the README's counts;
 * ``dropout``: whether it has dropout layers, whose keep probability ``build(..., dropout_keep_prob=)`` sets
@@ -99,6 +102,7 @@ _TABLE = (
     _spec("resnet_v1_101", "resnet", 224, 1, SLIM_RESNET, "vgg", 1000, depth=101),
     _spec("resnet_v1_152", "resnet", 224, 1, SLIM_RESNET, "vgg", 1000, depth=152),
     _spec("resnet_v1_200", "resnet", 224, 1, SLIM_RESNET, "vgg", 1000, depth=200),
+    # inception: research/slim's README evaluates its resnet_v2 checkpoints so (its factory says vgg)
     _spec("resnet_v2_50", "resnet", 299, 1, SLIM_RESNET_V2, "inception", 1001, depth=50),
     _spec("resnet_v2_101", "resnet", 299, 1, SLIM_RESNET_V2, "inception", 1001, depth=101),
     _spec("resnet_v2_152", "resnet", 299, 1, SLIM_RESNET_V2, "inception", 1001, depth=152),
@@ -120,6 +124,7 @@ _TABLE = (
     _slim_convnet("vgg_a", 224, 224, 255, SLIM_VGG),
     _slim_convnet("vgg_16", 224, 224, 255, SLIM_VGG),
     _slim_convnet("vgg_19", 224, 224, 255, SLIM_VGG),
+    # vgg for these two is the project's choice: research/slim's preprocessing factory has no entry for them
     _slim_convnet("alexnet_v2", 224, 195, 226, "tf_slim nets/alexnet.py (research/slim's AlexNet v2)"),
     _slim_convnet("overfeat", 231, 231, 262, "tf_slim nets/overfeat.py (research/slim's OverFeat)"),
     # v1's head is Conv2d_0c_1x1 in tf_slim, v2's and v3's Conv2d_1c_1x1; v3's AuxLogits need 107..346

@@ -21,12 +21,22 @@ is ``run.json``'s ``preprocessing.recipe``, a model's default is ``core.models``
   ``tf.image.resize`` does), then (x − 0.5) · 2, in [−1, 1]. Training: the ``default`` crop and flip, then the
   same [−1, 1] scaling (research/slim's distorted bounding boxes and colour distortion are not reproduced).
 * ``vgg`` (research/slim's ``vgg_preprocessing.preprocess_for_eval``): aspect-preserving resize of the smaller
-  side to R (TF1's ``resize_bilinear``; each side ``int(side · R / smaller)``, truncated as slim's
-  ``tf.to_int32``), a central S×S crop at offset ``(side − S) // 2``, then the RGB means (123.68, 116.78,
-  103.94) subtracted from 0..255 values, no scaling. R is research/slim's 256 at S = 224, and round(S · 8 / 7)
-  at other sizes (slim fixes 256 whatever S is, which at 32×32 would keep a 32×32 patch of a 256-pixel image).
-  Training (slim's ``preprocess_for_train``): the same resize to a side drawn uniformly from R..2R, a random
-  S×S crop, a random flip, the means subtracted.
+  side to R (TF1's ``resize_bilinear``; float32 scale = R / smaller, each side ``rint(side · scale)`` as slim's
+  ``_smallest_size_at_least`` does since tensorflow/models#3355; 2016 slim truncated with ``tf.to_int32``, which
+  can leave the smaller side one short: 1080×1920 to 224 gave 223×398), a central S×S crop at offset
+  ``(side − S) // 2``, then the RGB means (123.68, 116.78, 103.94) subtracted from 0..255 values, no scaling. R
+  is research/slim's ``_RESIZE_SIDE_MIN`` = 256 at 224 ≤ S ≤ 256, where slim's sizes apply (the default sizes of
+  vgg, resnet_v1, alexnet_v2 and overfeat: 224 and 231); round(S · 8 / 7) below and above, the project's rule
+  (slim's fixed 256 would keep a 32×32 patch of a 256-pixel image at S = 32, and cannot hold an S×S crop above
+  256). Training (slim's ``preprocess_for_train``): the same resize to a side drawn uniformly from R..2R (slim's
+  ``_RESIZE_SIDE_MIN``..``_RESIZE_SIDE_MAX`` = 256..512 where R is 256), a random S×S crop, a random flip, the
+  means subtracted.
+
+What a run does is what its ``run.json`` recorded (``preprocessing_spec``), not what this version would choose:
+every function here that preprocesses takes a run's ``preprocessing`` record where it takes a recipe's name. A
+``vgg`` record holds its R (``resize.smaller_side``), its training range and ``resize.rounding``; one without
+``rounding`` was written before the rint and is read with truncation, so an old run is evaluated, predicted,
+exported and resumed with the sides it was trained on.
 
 The random numbers are stateless, seeded by
 ``(seed, epoch, position)``, and the shuffles by ``(seed, epoch)``, so epoch ``e`` gives the same batches
@@ -58,15 +68,22 @@ _FEATURES = {
 
 INCEPTION_CROP = 0.875
 VGG_MEANS = (123.68, 116.78, 103.94)
+SLIM_SIZES = range(224, 257)  # where research/slim's vgg sides apply: 256 holds the S×S crop, 224 is slim's size
 
 
 def vgg_resize_side(image_size):
-    """The smaller side vgg's recipe resizes to before its central crop: 256 at 224 (research/slim's)."""
-    return round(image_size * 8 / 7)
+    """The smaller side vgg's recipe resizes to before its central crop, for a new run at ``image_size``:
+    research/slim's 256 over ``SLIM_SIZES``, round(S · 8 / 7) elsewhere (the module's docstring says why)."""
+    return 256 if image_size in SLIM_SIZES else round(image_size * 8 / 7)
 
 
 def preprocessing_spec(image_size, flip=True, recipe="default"):
-    """What ``run.json`` records under ``preprocessing`` (``recipe`` names the code; the rest says what it does)."""
+    """What ``run.json`` records under ``preprocessing`` (``recipe`` names the code; the rest says what it does,
+    and for ``vgg`` sets it: the smaller side R, research/slim's 256 at 224 ≤ S ≤ 256 and round(S · 8 / 7) below
+    and above (``vgg_resize_side``), training's R..2R, and ``rounding``, which a run keeps whatever later versions
+    pick)."""
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, not {recipe!r}")
     decode = "RGB uint8 (Pillow rules of flowio.images; JPEG dct_method=INTEGER_ACCURATE)"
     train = {"resize": round(AUGMENT_SCALE * image_size), "crop": "random", "flip_left_right": bool(flip)}
     if recipe == "inception":
@@ -77,9 +94,10 @@ def preprocessing_spec(image_size, flip=True, recipe="default"):
                 "train_augmentation": train}
     if recipe == "vgg":
         side = vgg_resize_side(image_size)
+        # rounding: the new sides' (rint(side · scale)); a record without it predates it and truncates
         return {"recipe": recipe, "decode": decode, "scale": f"0..255 minus the RGB means {list(VGG_MEANS)}",
-                "resize": {"smaller_side": side, "method": "TF1 resize_bilinear", "half_pixel_centers": False,
-                           "align_corners": False, "aspect": "preserved"},
+                "resize": {"smaller_side": side, "rounding": "rint", "method": "TF1 resize_bilinear",
+                           "half_pixel_centers": False, "align_corners": False, "aspect": "preserved"},
                 "crop": {"size": [image_size, image_size], "where": "central"},
                 "train_augmentation": {"smaller_side": [side, 2 * side], "crop": "random",
                                        "flip_left_right": bool(flip)}}
@@ -91,6 +109,20 @@ def preprocessing_spec(image_size, flip=True, recipe="default"):
 def recipe_of(preprocessing):
     """The recipe a run's ``preprocessing`` record names (runs written before recipes existed: ``default``)."""
     return (preprocessing or {}).get("recipe", "default")
+
+
+def _record(recipe, image_size):
+    """``recipe``, a run's ``preprocessing`` record (None or {}: ``default``) or a recipe's name (the record a new
+    run at ``image_size`` gets), as a record."""
+    return preprocessing_spec(image_size, recipe=recipe) if isinstance(recipe, str) else recipe or {}
+
+
+def vgg_sides(preprocessing):
+    """``(side, (low, high), rounding)`` of a ``vgg`` record: eval's smaller side, training's range of it, and how
+    the other side is rounded (``truncate`` for a record written before ``rounding`` was)."""
+    resize = preprocessing["resize"]
+    low, high = preprocessing["train_augmentation"]["smaller_side"]
+    return resize["smaller_side"], (low, high), resize.get("rounding", "truncate")
 
 
 # --- the records folder -------------------------------------------------------------------------------
@@ -196,48 +228,61 @@ def central_crop(images, height, width):
     return images[..., top:top + height, left:left + width, :]
 
 
-def aspect_preserving_resize(images, side):
-    """vgg's resize of the smaller side to ``side``: each side ``int(side · scale)``, scale = side / smaller."""
+def aspect_preserving_resize(images, side, rounding="rint"):
+    """vgg's resize of the smaller side to ``side``: scale = side / smaller in float32, each side
+    ``rint(side · scale)`` (research/slim's ``_smallest_size_at_least`` today), or with ``rounding="truncate"``
+    ``int(side · scale)`` (2016 slim's, which runs recorded before the rint keep)."""
     shape = tf.cast(tf.shape(images)[-3:-1], tf.float32)
     scale = tf.cast(side, tf.float32) / tf.reduce_min(shape)
-    return resize_bilinear_tf1(images, tf.cast(shape * scale, tf.int32))
+    sides = shape * scale
+    if rounding == "rint":
+        sides = tf.math.rint(sides)
+    elif rounding != "truncate":
+        raise ValueError(f"rounding must be rint or truncate, not {rounding!r}")
+    return resize_bilinear_tf1(images, tf.cast(sides, tf.int32))
 
 
-def _default(images, image_size):
+def _default(images, image_size, record):
     resized = tf.image.resize(images, [image_size, image_size], method="bilinear", antialias=False)
     return resized / 255.0
 
 
-def _inception(images, image_size):
+def _inception(images, image_size, record):
     images = inception_crop(images * (1.0 / 255.0))
     return (resize_bilinear_tf1(images, [image_size, image_size]) - 0.5) * 2.0
 
 
-def _vgg(images, image_size):
-    images = aspect_preserving_resize(images, vgg_resize_side(image_size))
+def _vgg(images, image_size, record):
+    side, _, rounding = vgg_sides(record)
+    images = aspect_preserving_resize(images, side, rounding)
     return central_crop(images, image_size, image_size) - tf.constant(VGG_MEANS, tf.float32)
 
 
-_EVAL = {"default": _default, "inception": _inception, "vgg": _vgg}
+_EVAL = {"default": _default, "inception": _inception, "vgg": _vgg}  # each (images, S, the run's record)
 # training crops come out in 0..255; each recipe's value range after them
 _TRAIN_SCALE = {"default": lambda x: x / 255.0, "inception": lambda x: (x / 255.0 - 0.5) * 2.0,
                 "vgg": lambda x: x - tf.constant(VGG_MEANS, tf.float32)}
 
 
 def preprocess(images, image_size, recipe="default"):
-    """uint8 (or float 0..255) ``[H, W, 3]`` or ``[N, H, W, 3]`` -> float32 ``[(N,) S, S, 3]`` by ``recipe``."""
-    return _EVAL[recipe](tf.cast(images, tf.float32), image_size)
+    """uint8 (or float 0..255) ``[H, W, 3]`` or ``[N, H, W, 3]`` -> float32 ``[(N,) S, S, 3]`` by ``recipe``: a
+    run's ``preprocessing`` record, or a recipe's name (as a new run would record it)."""
+    record = _record(recipe, image_size)
+    return _EVAL[recipe_of(record)](tf.cast(images, tf.float32), image_size, record)
 
 
 def augment(image, image_size, seed, flip=True, recipe="default"):
-    """Training preprocessing of one uint8 image by ``recipe``; ``seed`` is a stateless seed (shape [2])."""
+    """Training preprocessing of one uint8 image by ``recipe`` (a record or a name, as ``preprocess``); ``seed`` is
+    a stateless seed (shape [2])."""
+    record = _record(recipe, image_size)
+    recipe = recipe_of(record)
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     image = tf.cast(image, tf.float32)
     if recipe == "vgg":
-        low = vgg_resize_side(image_size)
+        _, (low, high), rounding = vgg_sides(record)
         side = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(seed, 2), minval=low,
-                                           maxval=2 * low + 1, dtype=tf.int32)
-        image = aspect_preserving_resize(image, side)
+                                           maxval=high + 1, dtype=tf.int32)
+        image = aspect_preserving_resize(image, side, rounding)
     else:
         big = round(AUGMENT_SCALE * image_size)
         image = tf.image.resize(image, [big, big], method="bilinear", antialias=False)
@@ -291,7 +336,8 @@ def dataset(records_dir, split, image_size, batch_size, training=False, flip=Tru
     ``repeat`` gives epochs 0, 1, 2, ... back to back, each batched on its own (an epoch never shares a
     batch with the next), so epoch ``e`` has ``ceil(n / B)`` batches, or ``floor`` with ``drop_remainder``.
     ``initial_step`` (with ``repeat``) starts at that global batch number: what a resumed run needs, so
-    that it sees exactly the batches an uninterrupted run would have seen from there on.
+    that it sees exactly the batches an uninterrupted run would have seen from there on. ``recipe``: the run's
+    ``preprocessing`` record, or a recipe's name (``preprocess``).
     """
     paths = shard_paths(records_dir, split)
     shuffle_buffer = min(SHUFFLE_BUFFER, num_examples(records_dir, split))

@@ -68,7 +68,7 @@ def inputs(graph, run, records_dir, start):
     """``(images, labels, val_images, val_labels)`` in ``graph``: training batches from global step ``start``
     on (augmented, seeded, the epochs' order fixed), and the validation batches in order."""
     h = run.hyper
-    recipe = flowio.recipe_of(run.preprocessing)
+    recipe = run.preprocessing  # what the run recorded, its vgg sides included, not this version's choice
     images, labels = flowio.graph_input(graph, records_dir, "train", run.image_size, h.batch_size, training=True,
                                         flip=h.flip, seed=h.seed, drop_remainder=True, initial_step=start,
                                         recipe=recipe)
@@ -82,7 +82,7 @@ def statistics_input(graph, run, records_dir, batches):
     precise BN averages over (modern's ``statistics_data``)."""
     with graph.as_default():
         data = flowio.dataset(records_dir, "train", run.image_size, run.hyper.batch_size, drop_remainder=True,
-                              recipe=flowio.recipe_of(run.preprocessing)).take(batches).repeat()
+                              recipe=run.preprocessing).take(batches).repeat()
         return tf.data.make_one_shot_iterator(data).get_next()[0]
 
 
@@ -299,20 +299,23 @@ def variable_shapes(run):
 
 def write_weights(run, values, source):
     """A converted run's checkpoint: ``values`` loaded by name into the model's variables and saved as the
-    run's best checkpoint (global step 0); returns how many variables it holds."""
+    run's best checkpoint (global step 0). Returns ``(how many variables it holds, resized)``: ``resized`` the
+    auxiliary head's layers whose kernel follows the input size (``core.checkpoints.resized_aux``), left as
+    initialised."""
     graph = tf.Graph()
     with graph.as_default():
         size = run.image_size
         legacy.build(run.model, tf.placeholder(tf.float32, [None, size, size, 3]), run.num_classes, is_training=False)
         variables = tf.global_variables()
+        resized = checkpoints.resized_aux({v.op.name: v.shape.as_list() for v in variables}, values, run.model)
         tf.train.get_or_create_global_step()
         saver = tf.train.Saver(save_relative_paths=True)  # the folder is renamed once written
         with tf.Session(graph=graph) as sess:
             sess.run(tf.global_variables_initializer())
-            count = assign(sess, variables, values, models.scope(run.model), source=source)
+            assign(sess, variables, values, models.scope(run.model), [s for pair in resized for s in pair], source)
             os.makedirs(run.path(LEGACY_BEST))
             saver.save(sess, os.path.join(run.path(LEGACY_BEST), "model.ckpt"), global_step=0, write_meta_graph=False)
-    return count
+    return len(variables), resized
 
 
 # --- the loop -----------------------------------------------------------------------------------------

@@ -5,11 +5,11 @@ loaded by name (docs/DESIGN.md §7's parity makes it the same network). TF1 expo
 ``tf.compat.v1.lite.TFLiteConverter.from_session``; a ``tf.Module`` with ``tf.function`` signatures replaces both.
 
 * ``model.tflite``: signature ``classify_pixels``, input ``images``: ``uint8 [N, H, W, 3]``, decoded RGB of any
-  size (one size per batch); outputs ``probabilities`` and ``logits`` ``[N, C]``. The run's preprocessing recipe
-  runs inside (``flowio.preprocess``: ``default``'s bilinear squash and / 255, or research/slim's ``inception`` /
-  ``vgg`` eval, whose TF1 ``resize_bilinear`` becomes TFLite's RESIZE_BILINEAR with ``half_pixel_centers=False``),
-  so a caller only decodes. Builtin ops only; no converter optimizations (quantization would cost the 1e-4
-  agreement with TensorFlow).
+  size (one size per batch); outputs ``probabilities`` and ``logits`` ``[N, C]``. The run's preprocessing, as its
+  ``run.json`` recorded it, runs inside (``flowio.preprocess``: ``default``'s bilinear squash and / 255, or
+  research/slim's ``inception`` / ``vgg`` eval, whose TF1 ``resize_bilinear`` becomes TFLite's RESIZE_BILINEAR
+  with ``half_pixel_centers=False``), so a caller only decodes. Builtin ops only; no converter optimizations
+  (quantization would cost the 1e-4 agreement with TensorFlow).
 * ``saved_model/``: signature ``serving_default(images: string [N])`` takes encoded JPEG / PNG bytes and decodes
   them as flowio's reader does (JPEG with ``dct_method="INTEGER_ACCURATE"``). TensorFlow's decoders ignore
   EXIF orientation: send upright images. ``classify_pixels`` is the uint8 signature of the ``.tflite``.
@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from core import checkpoints, models
 from core.run_dir import SAVED_MODEL, TEMPORARY, TFLITE
-from flowio.reader import decode, preprocess, recipe_of
+from flowio.reader import decode, preprocess
 from modern.train import model_from
 
 
@@ -36,22 +36,22 @@ def trained_model(run):
 
 
 class Serving(tf.Module):
-    """The model with the run's preprocessing in front and a softmax behind."""
+    """The model with the run's preprocessing (its ``run.json`` record, as it trained) in front and a softmax behind."""
 
-    def __init__(self, model, image_size, recipe):
+    def __init__(self, model, image_size, preprocessing):
         super().__init__()
-        self.model, self.image_size, self.recipe = model, image_size, recipe
+        self.model, self.image_size, self.preprocessing = model, image_size, preprocessing
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     def classify_pixels(self, images):
         # resized as float32: TFLite's builtin RESIZE_BILINEAR takes no uint8 input (the same numbers: TensorFlow's
         # kernel computes in float either way)
-        return self._outputs(preprocess(tf.cast(images, tf.float32), self.image_size, self.recipe))
+        return self._outputs(preprocess(tf.cast(images, tf.float32), self.image_size, self.preprocessing))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
     def classify_encoded(self, images):
         size = self.image_size
-        pixels = tf.map_fn(lambda encoded: preprocess(decode(encoded), size, self.recipe), images,
+        pixels = tf.map_fn(lambda encoded: preprocess(decode(encoded), size, self.preprocessing), images,
                            fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
         return self._outputs(pixels)
 
@@ -63,7 +63,7 @@ class Serving(tf.Module):
 def export(run):
     """Write ``model.tflite`` and ``saved_model/`` into the run's folder; return ``run.json``'s ``export`` entry."""
     model, source = trained_model(run)
-    serving = Serving(model, run.image_size, recipe_of(run.preprocessing))
+    serving = Serving(model, run.image_size, run.preprocessing)
     target = run.path(SAVED_MODEL)
     tmp, old = run.path(f"{TEMPORARY}{SAVED_MODEL}"), run.path(f".old-{SAVED_MODEL}")
     for leftover in (tmp, old):

@@ -91,7 +91,7 @@ def inputs(run, records_dir, start):
     """``(train_data, val_data)``: training batches from global step ``start`` on (augmented, seeded, the
     epochs' order fixed, repeating), and the validation batches in order; each sharded for the strategy."""
     h = run.hyper
-    recipe = flowio.recipe_of(run.preprocessing)
+    recipe = run.preprocessing  # what the run recorded, its vgg sides included, not this version's choice
     train_data = flowio.dataset(records_dir, "train", run.image_size, h.batch_size, training=True, flip=h.flip,
                                 seed=h.seed, repeat=True, drop_remainder=True, initial_step=start, recipe=recipe)
     val_data = flowio.dataset(records_dir, "validation", run.image_size, h.batch_size, recipe=recipe)
@@ -105,7 +105,7 @@ def statistics_data(run, records_dir, batches):
     """The first ``batches`` training batches, un-augmented: what precise BN averages over (legacy's
     ``statistics_input``)."""
     data = flowio.dataset(records_dir, "train", run.image_size, run.hyper.batch_size, drop_remainder=True,
-                          recipe=flowio.recipe_of(run.preprocessing)).take(batches)
+                          recipe=run.preprocessing).take(batches)
     if models.aux_scopes(run.model):
         data = data.map(lambda images, labels: ((images, labels), labels))
     return data
@@ -412,11 +412,17 @@ def variable_shapes(run):
 
 
 def write_weights(run, values, source):
-    """A converted run's checkpoint: ``values`` assigned by name into the model and saved as the run's best.h5;
-    returns how many weights it holds (an auxiliary head's included: fine-tuning trains it)."""
-    model = model_from(run, values, source, aux_logits=bool(models.aux_scopes(run.model)))
+    """A converted run's checkpoint: ``values`` assigned by name into the model and saved as the run's best.h5.
+    Returns ``(how many weights it holds, resized)``: an auxiliary head's weights are included (fine-tuning
+    trains it), but ``resized``, its layers whose kernel follows the input size (``core.checkpoints.resized_aux``),
+    keep their initial values."""
+    model = modern.build(run.model, run.num_classes, input_shape=(run.image_size, run.image_size, 3),
+                         aux_logits=bool(models.aux_scopes(run.model)))
+    weights = naming.weight_names(model)
+    resized = checkpoints.resized_aux({n: w.shape.as_list() for n, w in weights.items()}, values, run.model)
+    naming.assign(model, values, [s for pair in resized for s in pair], source=source)
     model.save_weights(run.path(MODERN_BEST))
-    return len(naming.weight_names(model))
+    return len(weights), resized
 
 
 def callbacks(run, steps_per_epoch, executed, records_dir):

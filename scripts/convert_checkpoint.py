@@ -11,6 +11,10 @@ otherwise from the flags (the model and the number of classes are read from a TF
 research/slim's own checkpoints: ``--drop-background-class`` for its 1001-class ImageNet nets (inception,
 resnet_v2; kept, class 0 is labelled ``background``), ``--use-ema`` for the moving averages it evaluated,
 ``--rename`` for a checkpoint saved under another scope, ``--list`` to see what each variable would become.
+inception_v3 at another ``--image-size`` than the checkpoint's: its auxiliary head's ``Conv2d_2a_{k}x{k}`` has a
+kernel as wide as the head's pooled map, so its name and shape follow the size (research/slim's 5x5 holds at 299
+to 346, 224 has 3x3). That layer is left initialised and said so, all else is converted: the auxiliary head is
+training-only (predictions and exports never use it) and no kernel of one size computes what one of another does.
 """
 
 import argparse
@@ -60,7 +64,8 @@ def parse_args(argv):
                    " '^tower_0/=' or '^my_scope/=InceptionV3/'; repeatable, applied in order")
     p.add_argument("--list", action="store_true", help="print every variable of the checkpoint (after --rename,"
                    " --use-ema, --drop-background-class) with its fate: matched, missing, unexpected, other shape,"
-                   " optimizer slot, global_step, EMA shadow; write nothing")
+                   " optimizer slot, global_step, EMA shadow, left out / initialised (inception_v3's auxiliary"
+                   " kernel at another size); write nothing")
     args = p.parse_args(argv)
     if args.out is None and not args.list:
         p.error("the following arguments are required: --out (or --list)")
@@ -132,10 +137,11 @@ def describe(args, values, source_run, model):
         models.check_size(model, size)
     except ValueError as err:
         raise UserError(f"--image-size {size}: {err}") from None
-    if args.preprocessing is None and source_run.preprocessing:
-        preprocessing = source_run.preprocessing  # a run keeps its own
-    else:
-        recipe = args.preprocessing or models.spec(model).preprocessing
+    if args.preprocessing is None and source_run.preprocessing and size == source_run.image_size:
+        preprocessing = source_run.preprocessing  # a run keeps its own, vgg's sides and their rounding included
+    else:  # vgg's sides are the size's: a new record (of SRC's recipe unless --preprocessing says another)
+        recipe = args.preprocessing or (flowio.recipe_of(source_run.preprocessing) if source_run.preprocessing
+                                        else models.spec(model).preprocessing)
         preprocessing = flowio.preprocessing_spec(size, flip=False, recipe=recipe)
     return labels, size, preprocessing
 
@@ -158,6 +164,12 @@ def list_fates(raw, values, shadows, run, to):
     wanted = importlib.import_module(f"{to}.train").variable_shapes(run)
     listed = {**{n: v for n, v in raw.items() if n.endswith(checkpoints.EMA)}, **values}  # shadows listed as such
     rows = checkpoints.fates(wanted, listed, models.scope(run.model), shadows)
+    scope = models.scope(run.model)
+    for theirs, ours in checkpoints.resized_aux(wanted, values, run.model):
+        fate = {f"{scope}/{theirs}/": f"left out (at {run.image_size} the layer is {ours})",
+                f"{scope}/{ours}/": "initialised (its kernel follows the image size)"}
+        rows = [(name, shape, next((f for prefix, f in fate.items() if name.startswith(prefix)), old))
+                for name, shape, old in rows]
     width = max(len(name) for name, _, _ in rows)
     for name, shape, fate in rows:
         print(f"{name:<{width}}  {str(shape):<22}  {fate}")
@@ -191,11 +203,16 @@ def main(argv=None):
                                                              converted_from), to)
     with rd.created(args.out) as tmp:
         run = rd.converted(tmp, to, model, labels, size, preprocessing, converted_from)
-        count = importlib.import_module(f"{to}.train").write_weights(run, values, source)
+        count, resized = importlib.import_module(f"{to}.train").write_weights(run, values, source)
         run.converted_from["variables"] = count
+        if resized:
+            run.converted_from["initialised"] = [ours for _, ours in resized]
         rd.write_labels(tmp, labels)
         run.save()
     print(f"convert_checkpoint: {source} -> {to} run {args.out} ({model}, {len(labels)} classes, {count} variables)")
+    for theirs, ours in resized:
+        print(f"convert_checkpoint: {theirs} left out, {ours} initialised: the auxiliary head's kernel follows the"
+              f" image size ({size} here); it only trains, predictions and exports leave it out")
     return 0
 
 

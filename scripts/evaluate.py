@@ -37,7 +37,7 @@ def main(argv=None):
     from core.quiet import quiet_tensorflow
     quiet_tensorflow()
     import flowio
-    batches = flowio.labelled_batches(data, run.labels, run.image_size, recipe=flowio.recipe_of(run.preprocessing))
+    batches = flowio.labelled_batches(data, run.labels, run.image_size, recipe=run.preprocessing)
     predictor = importlib.import_module(f"{run.impl}.train").Predictor(run)
     result = metrics.evaluate(run, predictor, batches, data)
     print(json.dumps(result, indent=2) if args.json else metrics.report(result, run.labels, run.folder))

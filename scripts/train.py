@@ -51,8 +51,8 @@ def parse_args(argv):
     p.add_argument("--preprocessing", choices=models.RECIPES, metavar="RECIPE",
                    help="how images become the model's input, in training, evaluation, use_model and the exports:"
                    " default (squash to SxS, [0, 1]), inception (research/slim's: central crop 0.875, TF1 bilinear"
-                   " resize, [-1, 1]) or vgg (research/slim's: smaller side to 256 at 224, central crop, RGB means"
-                   " subtracted); default: the model's (see --list-models)")
+                   " resize, [-1, 1]) or vgg (research/slim's: smaller side to 256 at sizes 224-256, central crop,"
+                   " RGB means subtracted); default: the model's (see --list-models)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="float32; mixed_bfloat16 (bfloat16 compute on CPUs with AVX-512 BF16 / AMX, or on GPU"
                    " in modern); mixed_float16 (needs a GPU; loss scaling included). Weights stay float32 and"

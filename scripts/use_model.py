@@ -4,7 +4,9 @@ The article's useModel.py, for runs of either half. Prints, for each image, its 
 first, one line each: ``path<TAB>class<TAB>probability``. A folder is searched for images (hidden entries
 skipped) and predicted in batches. Images are decoded and preprocessed exactly as in training (flowio's
 recorded preprocessing). A file that is missing or not an image is reported on stderr; the others are
-still predicted, and the exit status is then 2.
+still predicted, and the exit status is then 2. A path or class name holding a tab or a line break (\\t, \\n,
+\\r) cannot be put in such a line: it is refused, named, before anything is predicted (exit status 2); --json
+carries any name.
 
 Two backends: litert runs the run's model.tflite (written by scripts/export.py and at the end of training)
 with LiteRT and never imports TensorFlow, so it answers in well under a second; tf rebuilds the model in the
@@ -39,7 +41,8 @@ def parse_args(argv):
                    help="what runs the model: litert (the run's model.tflite, no TensorFlow import), tf"
                    " (TensorFlow, the half that trained it), auto (litert when the run has a current"
                    " model.tflite and ai-edge-litert is installed, else tf)")
-    p.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of lines (it carries any"
+                   " name, a tab or line break included)")
     return p.parse_args(argv)
 
 
@@ -54,6 +57,25 @@ def image_paths(inputs):
                         yield os.path.join(dirpath, f)
         else:
             yield item
+
+
+# Refused, not escaped: no escape keeps every other name's line byte for byte (the escape character must be
+# escaped in turn, and a Linux path may hold any character but NUL), so linear TSV's \t \n \\
+# would silently change today's lines of names holding a backslash (Windows paths unpacked from a zip), read
+# with a plain split on tabs. Refusing changes no line that works, and --json already carries any name.
+# \r too: Python's text mode and csv read it as a line end.
+TSV_BREAKERS = ("\t", "\n", "\r")
+
+
+def check_tsv(paths, labels):
+    """Raise a UserError naming the first path or class name that a ``path<TAB>class<TAB>probability`` line
+    cannot carry, before the model is loaded."""
+    for what, names in (("file name", paths), ("class name", labels)):
+        bad = [n for n in names if any(c in n for c in TSV_BREAKERS)]
+        if bad:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise UserError(f"{bad[0]!r}{more}: a {what} holding a tab or a line break cannot be written as a"
+                            " tab-separated line; use --json, which carries any name")
 
 
 def softmax(logits):
@@ -77,9 +99,8 @@ def backend(args, run):
     quiet_tensorflow()
     import flowio
     model = importlib.import_module(f"{run.impl}.train").Predictor(run)
-    recipe = flowio.recipe_of(run.preprocessing)
     return ("tf", lambda images: softmax(model(images)),
-            lambda path: flowio.preprocess(load_image(path), run.image_size, recipe).numpy())
+            lambda path: flowio.preprocess(load_image(path), run.image_size, run.preprocessing).numpy())
 
 
 def main(argv=None):
@@ -88,6 +109,9 @@ def main(argv=None):
     if args.top_k < 1:
         raise UserError(f"--top-k {args.top_k}: must be at least 1")
     k = min(args.top_k, run.num_classes)
+    paths = list(image_paths(args.inputs))
+    if not args.json:
+        check_tsv(paths, run.labels)
     name, predict, load = backend(args, run)
 
     results, errors = [], []
@@ -107,7 +131,7 @@ def main(argv=None):
         pending_paths.clear()
         pending_images.clear()
 
-    for path in image_paths(args.inputs):
+    for path in paths:
         try:
             image = load(path)
         except UserError as err:

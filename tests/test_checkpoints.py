@@ -10,8 +10,8 @@ import pytest
 
 from core import checkpoints
 from core.run_dir import Run
-from helpers import (CLASSES, IMPLS, assert_user_error, legacy_run, max_relative_error, random_values, read_run,
-                     rename_variable, run_script, set_values, shape_image, train_run)
+from helpers import (CLASSES, IMPLS, ONE_STEP, assert_user_error, legacy_run, max_relative_error, random_values,
+                     read_run, rename_variable, run_script, set_values, shape_image, tolerance, train_run)
 from legacy.slim_compat import slim, tf
 from modern import naming
 
@@ -222,12 +222,12 @@ def test_one_and_ten_training_steps_are_the_same_in_both_halves(name):
     initial, legacy_one, _, legacy_loss = legacy_training(run, data)
     modern_one, modern_loss = modern_training(run, data, initial)
     assert sorted(modern_one) == sorted(legacy_one)
-    assert abs(modern_loss[0] - legacy_loss[0]) <= 1e-4 * abs(legacy_loss[0])
+    assert abs(modern_loss[0] - legacy_loss[0]) <= ONE_STEP * abs(legacy_loss[0])
     moved = {}
     for n, reference in legacy_one.items():
         scale = np.max(np.abs(reference))
-        assert np.max(np.abs(modern_one[n] - reference)) <= 1e-4 * scale, n
-        moved[n] = np.max(np.abs(reference - initial[n])) > 100 * 1e-4 * scale
+        assert np.max(np.abs(modern_one[n] - reference)) <= ONE_STEP * scale, n
+        moved[n] = np.max(np.abs(reference - initial[n])) > 100 * ONE_STEP * scale
     # the guard: the step moved every kernel and every BN moving statistic, and most of the rest (the deep
     # BN scales and offsets get small gradients), by more than 100x the tolerance
     assert all(moved[n] for n in moved if n.endswith(("weights", "moving_mean", "moving_variance")))
@@ -235,12 +235,13 @@ def test_one_and_ten_training_steps_are_the_same_in_both_halves(name):
 
     # ten steps from weights that have trained a little: the first steps from scratch are chaotic in float32
     # (gradient norm ~500, and a 1e-7 change of the weights changes the next gradients by ~3% through the
-    # batch-norm backward pass), so that no two programs, nor one program twice with 1e-7 noise, agree on them
+    # batch-norm backward pass), so that no two programs, nor one program twice with 1e-7 noise, agree on them;
+    # resnet_v1_50 is still chaotic there (its floor is 100x jianshu_resnet_50's: tests/helpers.py FLOORS)
     run = parity_run(name, lr=0.01)
     _, _, warm, _ = legacy_training(run, batches(20, seed=4))
     _, _, _, legacy_losses = legacy_training(run, batches(10, seed=5), start=warm)
     _, modern_losses = modern_training(run, batches(10, seed=5), warm)
-    np.testing.assert_allclose(modern_losses, legacy_losses, rtol=1e-3)
+    np.testing.assert_allclose(modern_losses, legacy_losses, rtol=tolerance(f"{name} ten losses"))
     assert np.ptp(legacy_losses) > 1e-2 * legacy_losses[0]  # ten different losses, not one repeated
 
 

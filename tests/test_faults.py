@@ -172,9 +172,10 @@ def test_training_killed_at_seeded_moments_resumes_each_time_and_ends_as_an_unin
     assert resumed_at == sorted(resumed_at) and set(resumed_at) <= set(saved_before), (resumed_at, saved_before)
     assert resumed_at[-1] == saved_before[-1] >= thresholds[-1] and len(resumed_at) >= 2, (resumed_at, saved_before)
     assert run["state"] == "complete" and [e["step"] for e in run["epochs"]] == [e["step"] for e in ref["epochs"]]
+    # bit-equal: the same program on the same CPU with deterministic ops, resumed from exact checkpoints at the
+    # exact batch (measured: every epoch's val_loss equal in both halves); a step repeated or skipped moves it
     for got, want in zip(run["epochs"], ref["epochs"]):
-        assert got["val_loss"] == pytest.approx(want["val_loss"], rel=1e-4)
-        assert got["val_accuracy"] == want["val_accuracy"]
+        assert got["val_loss"] == want["val_loss"] and got["val_accuracy"] == want["val_accuracy"], (got, want)
     def listing(folder):  # what training wrote (the shared run was also exported, and maybe evaluated)
         return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
                       if "events.out" not in p.name and not p.name.startswith(".")

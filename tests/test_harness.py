@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from helpers import QUIET_TF, REPO
+from helpers import QUIET_TF, REPO, tolerance
 from legacy import harness as legacy_harness
 from modern import harness as modern_harness
 
@@ -95,7 +95,8 @@ def checkpoint_values(half, model_dir, step):
 def test_the_custom_hook_and_its_callback_see_the_same_steps_and_losses(runs):
     legacy_records, modern_records = runs["legacy"][1], runs["modern"][1]
     assert [s for s, _ in legacy_records] == [s for s, _ in modern_records] == list(range(1, STEPS + 1))
-    np.testing.assert_allclose([x for _, x in modern_records], [x for _, x in legacy_records], rtol=1e-4)
+    np.testing.assert_allclose([x for _, x in modern_records], [x for _, x in legacy_records],
+                               rtol=tolerance("harness six steps"))
     # independently: the loss of step s is numpy's loss of batch s-1 on the weights saved at step s-1
     images, labels, _ = legacy_harness.tiny_problem()
     for half, (model_dir, records, _) in runs.items():
@@ -127,8 +128,9 @@ def test_checkpoints_are_saved_at_the_same_steps_with_the_same_weights(runs):
             np.testing.assert_array_equal(saved[half][0][name], value, err_msg=(half, name))
     for step in (2, 4, 6):
         assert saved["legacy"][step]["global_step"] == saved["modern"][step]["global_step"] == step
-        for name in initial:
-            np.testing.assert_allclose(saved["modern"][step][name], saved["legacy"][step][name], rtol=1e-4, atol=1e-6)
+        for name in initial:  # of the array's largest value, as tests/helpers.py FLOORS measures it
+            difference = np.max(np.abs(saved["modern"][step][name] - saved["legacy"][step][name]))
+            assert difference <= tolerance("harness six steps") * np.max(np.abs(saved["legacy"][step][name])), name
         assert not np.allclose(saved["legacy"][step]["conv1/weights"], initial["conv1/weights"])  # it did train
 
 

@@ -7,10 +7,12 @@ it also holds the optimizer's slots and ``global_step``, which the modern model 
 and in training mode (BN on the batch's statistics, dropout off in both halves), v3's AuxLogits included, and the
 l2 penalty. Guards: the logits spread, one perturbed weight and one renamed variable fail. Each net's checkpoint
 and modern model are made once (a module-scoped fixture per net), at the net's default size: v3 at 299 only (its
-auxiliary head's kernel, and so its name, follows the size). All of it but the option checks is outside
-``make test-fast``.
+auxiliary head's kernel, and so its name, follows the size; a 299 checkpoint converted at 107 pins what
+convert_checkpoint.py does with that layer). All of it but the option checks is outside ``make test-fast``.
 """
 
+import importlib
+import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -22,8 +24,8 @@ import modern
 from core import checkpoints, models
 from core.errors import UserError
 from core.run_dir import Run
-from helpers import (CLASSES, IMPLS, INCEPTION_COUNTS, aux, max_relative_error, random_value, random_values,
-                     read_run, set_values, train_run)
+from helpers import (CLASSES, IMPLS, INCEPTION_COUNTS, QUIET_TF, aux, max_relative_error, random_value,
+                     random_values, read_run, run_script, set_values, train_run)
 from legacy.slim_compat import tf
 from modern import naming
 from modern.export import trained_model
@@ -254,18 +256,24 @@ def test_v3_applies_a_bn_decay_in_both_halves():
 
 # --- fine-tuning from research/slim's scope names ---------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def slim_v3_1001(tmp_path_factory):
-    """A checkpoint of tf_slim's inception_v3 as research/slim's: 1001 classes (random weights), here at 107."""
-    prefix = str(tmp_path_factory.mktemp("v3") / "inception_v3.ckpt")
+def slim_v3_checkpoint(folder, size):
+    """A checkpoint of tf_slim's inception_v3 as research/slim's: 1001 classes (random weights), built at ``size``
+    (which names the auxiliary head's ``Conv2d_2a_{k}x{k}``)."""
+    prefix = str(folder / "inception_v3.ckpt")
     graph = tf.Graph()
     with graph.as_default():
-        legacy.build("inception_v3", tf.placeholder(tf.float32, [None, 107, 107, 3]), 1001, is_training=False)
+        legacy.build("inception_v3", tf.placeholder(tf.float32, [None, size, size, 3]), 1001, is_training=False)
         with tf.Session(graph=graph) as sess:
             sess.run(tf.global_variables_initializer())
             set_values(sess, random_values(tf.global_variables(), np.random.default_rng(0)))
             tf.train.Saver().save(sess, prefix, write_meta_graph=False)
     return prefix
+
+
+@pytest.fixture(scope="module")
+def slim_v3_1001(tmp_path_factory):
+    """research/slim's inception_v3 checkpoint, here at 107."""
+    return slim_v3_checkpoint(tmp_path_factory.mktemp("v3"), 107)
 
 
 HEADS = ("InceptionV3/Logits", "InceptionV3/AuxLogits")
@@ -301,3 +309,63 @@ def test_fine_tuning_inception_v3_excluding_its_two_heads_restores_the_rest_and_
 
 def correlation(a, b):
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+# --- converting at another size ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def slim_v3_299(tmp_path_factory):
+    """research/slim's inception_v3 checkpoint at its own 299: the auxiliary head's ``Conv2d_2a_5x5``."""
+    return slim_v3_checkpoint(tmp_path_factory.mktemp("v3_299"), 299)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("impl", IMPLS)
+def test_converting_v3_at_another_size_keeps_all_but_the_aux_kernel_that_follows_the_size(impl, slim_v3_299,
+                                                                                         tmp_path):
+    """At 107 the auxiliary head's map is 1x1, so tf_slim's graph has ``Conv2d_2a_1x1`` where the checkpoint has
+    ``Conv2d_2a_5x5``: the conversion keeps every other variable as it is, initialises that layer, says so, and
+    the run predicts exactly what tf_slim's graph at 107 restored from the checkpoint does."""
+    old, new = "InceptionV3/AuxLogits/Conv2d_2a_5x5", "InceptionV3/AuxLogits/Conv2d_2a_1x1"
+    env = {**os.environ, **QUIET_TF}
+    if impl == "modern":  # --list's fates (the same function for both halves)
+        listed = run_script("convert_checkpoint.py", slim_v3_299, "--list", "--image-size", 107, env=env)
+        assert listed.returncode == 0, listed.stderr[-2000:]
+        fates = {line.split()[0]: line for line in listed.stdout.splitlines()[:-1]}
+        assert f"{old}/weights" in fates and fates[f"{old}/weights"].endswith(
+            "left out (at 107 the layer is AuxLogits/Conv2d_2a_1x1)")
+        assert fates[f"{new}/weights"].endswith("initialised (its kernel follows the image size)")
+        assert "4 initialised, 4 left out" in listed.stdout and "missing" not in listed.stdout
+    out = tmp_path / "run"
+    proc = run_script("convert_checkpoint.py", slim_v3_299, "--out", out, "--to", impl, "--image-size", 107, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[1].startswith(
+        "convert_checkpoint: AuxLogits/Conv2d_2a_5x5 left out, AuxLogits/Conv2d_2a_1x1 initialised: the auxiliary"
+        " head's kernel follows the image size (107 here)")
+    run = read_run(out)
+    assert run["image_size"] == 107 and run["converted_from"]["initialised"] == ["AuxLogits/Conv2d_2a_1x1"]
+    start = {n: v for n, v in checkpoints.read(slim_v3_299)[0].items()
+             if checkpoints.model_variables([n], "InceptionV3")}
+    got, _ = checkpoints.read(str(out), "InceptionV3")
+    got = {n: v for n, v in got.items() if checkpoints.model_variables([n], "InceptionV3")}
+    kept = [n for n in start if not n.startswith(old + "/")]
+    assert len(kept) == len(start) - 4 and run["converted_from"]["variables"] == len(got) == len(start)
+    assert set(got) == set(kept) | {f"{new}/{v}" for v in ("weights", "BatchNorm/beta", "BatchNorm/moving_mean",
+                                                            "BatchNorm/moving_variance")}
+    assert all(np.array_equal(got[n], start[n]) for n in kept)
+    # the layer as tf_slim initialises it: BN at 0 / 0 / 1, the kernel trunc_normal(0.01) of the new shape
+    assert got[f"{new}/weights"].shape == (1, 1, 128, 768) and 0.005 < got[f"{new}/weights"].std() < 0.01
+    assert not got[f"{new}/BatchNorm/beta"].any() and not got[f"{new}/BatchNorm/moving_mean"].any()
+    assert (got[f"{new}/BatchNorm/moving_variance"] == 1).all()
+    # what the run predicts: tf_slim's graph at 107, restored from the 299 checkpoint (the logits never see AuxLogits)
+    images = np.random.default_rng(5).uniform(-1, 1, (INFERENCE_BATCH, 107, 107, 3)).astype(np.float32)
+    graph = tf.Graph()
+    with graph.as_default():
+        logits, _ = legacy.build("inception_v3", tf.constant(images), 1001, is_training=False)
+        restored = [v for v in tf.global_variables() if v.op.name in start]
+        with tf.Session(graph=graph) as sess:
+            sess.run(tf.global_variables_initializer())
+            tf.train.Saver(restored).restore(sess, slim_v3_299)
+            reference = sess.run(logits)
+    predicted = importlib.import_module(f"{impl}.train").Predictor(Run.read(str(out)))(images)
+    assert reference.std() > 0.1 and max_relative_error(predicted, reference) <= 1e-5

@@ -2,10 +2,11 @@
 
 The reference is written here in numpy from research/slim's ``inception_preprocessing.preprocess_for_eval`` /
 ``vgg_preprocessing.preprocess_for_eval`` and TF1's ``resize_bilinear`` kernel (``half_pixel_centers=False``),
-not from flowio's code. Checked on real JPEG files of several sizes and aspect ratios: flowio's ``preprocess``
-equals it; and end to end, tf_slim's own graph on the reference pixels gives the logits and top-5 that a
-converted, exported run gives through use_model.py (TensorFlow and LiteRT), the SavedModel (encoded bytes) and
-the LiteRT model on decoded pixels.
+not from flowio's code; vgg's sides rounded with rint as research/slim's ``_smallest_size_at_least`` is today, or
+truncated as in 2016 (tensorflow/models#3355), which a run recorded before the rint keeps. Checked on real JPEG
+files of several sizes and aspect ratios: flowio's ``preprocess`` equals it; and end to end, tf_slim's own graph
+on the reference pixels gives the logits and top-5 that a converted, exported run gives through use_model.py
+(TensorFlow and LiteRT), the SavedModel (encoded bytes) and the LiteRT model on decoded pixels.
 """
 
 import json
@@ -49,18 +50,29 @@ def inception_reference(image, size):
     return (tf1_resize_bilinear(image, size, size) - 0.5) * 2
 
 
-def vgg_reference(image, size, side):
-    """_aspect_preserving_resize(side) (float32 scale, truncated sides), _central_crop, minus the means."""
+def vgg_reference(image, size, side, rounding="rint"):
+    """_aspect_preserving_resize(side) (float32 scale; sides rint, or truncated as 2016 slim's), _central_crop, minus
+    the means."""
     h, w = image.shape[:2]
     scale = np.float32(side) / np.float32(min(h, w))
-    new_h, new_w = int(np.float32(h) * scale), int(np.float32(w) * scale)
+    exact = np.float32(h) * scale, np.float32(w) * scale
+    new_h, new_w = (int(np.rint(n) if rounding == "rint" else n) for n in exact)
     image = tf1_resize_bilinear(image, new_h, new_w)
     top, left = (new_h - size) // 2, (new_w - size) // 2
     return image[top:top + size, left:left + size] - VGG_MEANS
 
 
+VGG_SIDE = round(SIZE * 8 / 7)  # the project's rule below research/slim's sizes (224..256, where it is 256)
 REFERENCE = {"inception": lambda image: inception_reference(image, SIZE),
-             "vgg": lambda image: vgg_reference(image, SIZE, round(SIZE * 8 / 7))}
+             "vgg": lambda image: vgg_reference(image, SIZE, VGG_SIDE)}
+
+
+def old_vgg_record(size, side):
+    """A vgg ``preprocessing`` record as run.json held it before the rint: no ``rounding``, its own smaller side."""
+    record = json.loads(json.dumps(flowio.preprocessing_spec(size, recipe="vgg")))
+    del record["resize"]["rounding"]
+    record["resize"]["smaller_side"], record["train_augmentation"]["smaller_side"] = side, [side, 2 * side]
+    return record
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +100,35 @@ def test_flowio_preprocess_is_research_slims_eval_preprocessing(recipe, photos):
     assert np.abs(tf2.image.resize(image, [SIZE, SIZE]).numpy() - expected).max() > 1e-2
 
 
+def test_vgg_rounds_its_sides_as_research_slim_does_now_and_takes_256_at_slims_sizes():
+    from flowio.reader import aspect_preserving_resize
+    # tensorflow/models#3355's case: float32(224 / 1080) * 1080 is 223.99998, which truncation made 223
+    image = tf2.zeros([1080, 1920, 3])
+    assert aspect_preserving_resize(image, 224).shape[:2] == (224, 398)
+    assert aspect_preserving_resize(image, 224, "truncate").shape[:2] == (223, 398)
+    sides = {size: flowio.preprocessing_spec(size, recipe="vgg") for size in (32, 64, 223, 224, 231, 256, 257, 262)}
+    assert {size: record["resize"]["smaller_side"] for size, record in sides.items()} == {
+        32: 37, 64: 73, 223: 255, 224: 256, 231: 256, 256: 256, 257: 294, 262: 299}
+    assert sides[231]["train_augmentation"]["smaller_side"] == [256, 512]  # slim's 256..512
+    assert sides[64]["train_augmentation"]["smaller_side"] == [73, 146]
+    assert {record["resize"]["rounding"] for record in sides.values()} == {"rint"}
+
+
+def test_a_vgg_run_recorded_before_the_rint_keeps_its_truncated_sides_and_its_own_smaller_side(photos):
+    """A record without ``rounding`` truncates, and its ``smaller_side`` is used whatever this version would pick;
+    the 37x53 photo shows why it matters: 53 · 73 / 37 = 104.6 is 104 truncated, 105 rounded, another crop."""
+    _, images = photos
+    for side in (VGG_SIDE, 80):
+        record = old_vgg_record(SIZE, side)
+        for image in images:
+            reference = vgg_reference(image, SIZE, side, rounding="truncate")
+            ours = flowio.preprocess(image, SIZE, record).numpy()
+            np.testing.assert_allclose(ours, reference, atol=1e-5 * np.abs(reference).max())
+    old, new = old_vgg_record(SIZE, VGG_SIDE), "vgg"
+    truncated, rounded = (flowio.preprocess(images[0], SIZE, record).numpy() for record in (old, new))
+    assert np.abs(truncated - rounded).max() > 10
+
+
 # --- end to end: tf_slim's graph against a converted, exported run -------------------------------------------
 
 def slim_reference(pixels, prefix):
@@ -111,7 +152,8 @@ def slim_reference(pixels, prefix):
 
 @pytest.mark.slow
 def test_a_converted_slim_net_predicts_as_tf_slim_did_on_its_recipes_pixels(photos, tmp_path):
-    """inception (resnet_v2_50's, by research/slim's factory) end to end; vgg's exported paths are the next test's."""
+    """inception (resnet_v2_50's here: research/slim's README evaluates its resnet_v2 checkpoints with it at 299,
+    though its preprocessing factory maps resnet_v2 to vgg) end to end; vgg's exported paths are the next test's."""
     paths, images = photos
     recipe = "inception"
     reference = slim_reference(np.stack([REFERENCE[recipe](image) for image in images]), str(tmp_path / "slim.ckpt"))
@@ -142,20 +184,24 @@ def test_a_converted_slim_net_predicts_as_tf_slim_did_on_its_recipes_pixels(phot
 
 
 @pytest.mark.slow
-def test_the_exports_run_the_vgg_recipe_as_flowio_does(photos, tmp_path):
+@pytest.mark.parametrize("rounding", ["rint", "truncate"])
+def test_the_exports_run_the_vgg_recipe_as_flowio_does(rounding, photos, tmp_path):
     """vgg through modern.export's two paths, on a small model (vgg13 at 64, random weights): the LiteRT model on
-    decoded pixels and the SavedModel on encoded bytes give the model's logits on flowio's pixels."""
+    decoded pixels and the SavedModel on encoded bytes give the model's logits on flowio's pixels; a run recorded
+    before the rint (``truncate``) is exported with its truncated sides."""
     import modern
     from core.run_dir import MODERN_BEST
     from modern.export import export
     paths, images = photos
     run = Run.in_memory("modern", "vgg13", 10, SIZE)
-    run.folder, run.preprocessing = str(tmp_path), flowio.preprocessing_spec(SIZE, flip=False, recipe="vgg")
+    run.folder = str(tmp_path)
+    run.preprocessing = (flowio.preprocessing_spec(SIZE, flip=False, recipe="vgg") if rounding == "rint" else
+                         old_vgg_record(SIZE, VGG_SIDE))
     model = modern.build("vgg13", 10, input_shape=(SIZE, SIZE, 3))
     model.save_weights(run.path(MODERN_BEST))
     run.save()
     export(run)
-    expected = model(np.stack([flowio.preprocess(image, SIZE, "vgg").numpy() for image in images])).numpy()
+    expected = model(np.stack([vgg_reference(image, SIZE, VGG_SIDE, rounding) for image in images])).numpy()
     assert expected.std() > 0.1
     for image, reference in zip(images, expected):
         assert max_relative_error(lite.LitePredictor(lite.model_path(run)).logits(image[None])[0], reference) <= 1e-4

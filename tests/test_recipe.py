@@ -16,7 +16,7 @@ import pytest
 from core import checkpoints
 from core.run_dir import Run
 import legacy
-from helpers import CLASSES, set_values
+from helpers import CLASSES, ONE_STEP, set_values, tolerance
 from legacy.slim_compat import tf
 from modern import naming
 from test_checkpoints import BATCH, SIZE, batches, legacy_training
@@ -101,8 +101,8 @@ def warm():
 
 
 def assert_close(got, want, rtol, what):
-    """Each array within ``rtol`` of its largest value, or of 0.01 for the nearly-zero ones (the head BN's beta,
-    ~0.005, ends ten chaotic float32 steps 6e-6 apart)."""
+    """Each array within ``rtol`` of its largest value, or of 0.01 for the nearly-zero ones (small BN betas and
+    conv3 biases, whose gradients nearly cancel: they set the ten steps' floors, tests/helpers.py FLOORS)."""
     for n, reference in want.items():
         scale = max(np.max(np.abs(reference)), 1e-2)
         assert np.max(np.abs(got[n] - reference)) <= rtol * scale, (what, n)
@@ -119,15 +119,18 @@ def test_one_and_ten_steps_of_slims_recipe_are_the_same_in_both_halves(recipe, w
     (legacy_one, _, _, legacy_loss), (_, legacy_end, legacy_avg, legacy_losses) = legacy_steps(run, [one, ten],
                                                                                                decay_steps)
     modern_one, _, _, modern_loss = modern_steps(run, one[1], initial, decay_steps)
-    assert abs(modern_loss[0] - legacy_loss[0]) <= 1e-4 * abs(legacy_loss[0])
-    assert_close(modern_one, legacy_one, 1e-4, "one step")
+    assert abs(modern_loss[0] - legacy_loss[0]) <= ONE_STEP * abs(legacy_loss[0])
+    assert_close(modern_one, legacy_one, ONE_STEP, "one step")
     moved = [n for n in legacy_one if np.max(np.abs(legacy_one[n] - initial[n])) > 1e-2 * np.max(np.abs(initial[n]))]
     assert len(moved) >= 0.3 * len(legacy_one), len(moved)
 
     _, modern_end, modern_avg, modern_losses = modern_steps(run, ten[1], trained, decay_steps)
-    np.testing.assert_allclose(modern_losses, legacy_losses, rtol=1e-3)
+    # ten steps are chaotic in float32: bounds from measured floors (tests/helpers.py FLOORS); tf_keras's RMSprop,
+    # or Keras SGD for TF1's Momentum, ends 30x to 4000x beyond them
+    np.testing.assert_allclose(modern_losses, legacy_losses, rtol=tolerance("recipe ten losses"))
     assert np.ptp(legacy_losses) > 1e-2 * legacy_losses[0]
-    assert_close(modern_avg, legacy_avg, 1e-3, "moving averages")
+    assert_close(modern_end, legacy_end, tolerance("recipe ten weights"), "ten steps")
+    assert_close(modern_avg, legacy_avg, tolerance("recipe ten averages"), "moving averages")
     # the guard: the averages of the weights that trained are not the weights (nor their start)
     trained_kernels = [n for n in legacy_end if n.endswith("weights") and not np.array_equal(legacy_end[n], trained[n])]
     lagging = [n for n in trained_kernels if np.max(np.abs(legacy_avg[n] - legacy_end[n])) > 1e-2 * np.max(

@@ -5,6 +5,7 @@ One tiny run per half (3 classes of 32x32 images, 2 epochs) is trained once and 
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +133,36 @@ def test_use_model_prints_k_classes_per_image_best_first(runs, tiny, impl, tmp_p
     assert len(out["errors"]) == 2 and "gone.png: no such file" in out["errors"][0]
     assert "not an image" in out["errors"][1]
     assert len(proc.stderr.strip().splitlines()) == 2
+
+
+def test_use_model_refuses_names_its_lines_cannot_carry_and_json_carries_them(runs, tmp_path):
+    """A tab or a newline in a file name (both legal on Linux) would split or widen a ``path<TAB>class<TAB>p``
+    line: the lines are refused, naming the file and --json, before the model is loaded; --json gives the names
+    back exactly; a backslash, which an escape would have had to double, still prints as it is."""
+    folder = tmp_path / "odd names"
+    names = ["tab\tname.png", "new\nline.png", "back\\slash.png"]
+    for i, name in enumerate(names):
+        save(folder / name, shape_image(CLASSES[i], 900 + i), "PNG")
+    env = {**os.environ, **QUIET_TF}
+    for name in names[:2]:
+        proc = run_script("use_model.py", folder / name, "--run-dir", runs["modern"], env=env)
+        assert_user_error(proc, repr(str(folder / name)), "a file name holding a tab or a line break", "--json")
+        assert proc.stdout == ""
+    assert_user_error(run_script("use_model.py", folder, "--run-dir", runs["modern"], env=env),
+                      "(and 1 more)", "--json")
+    proc = run_script("use_model.py", folder, "--run-dir", runs["modern"], "--top-k", 1, "--json", env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(r["path"] for r in json.loads(proc.stdout)["results"]) == sorted(str(folder / n) for n in names)
+    proc = run_script("use_model.py", folder / names[2], "--run-dir", runs["modern"], "--top-k", 1, env=env)
+    assert proc.returncode == 0 and proc.stdout.split("\t")[0] == str(folder / names[2]), proc.stderr[-2000:]
+    # a class name (flowio's folder, convert_checkpoint's --labels) is held to the same rule
+    run_dir = tmp_path / "run"
+    shutil.copytree(runs["modern"], run_dir)
+    run = read_run(run_dir)
+    run["labels"][1] = "square\tish"
+    (run_dir / "run.json").write_text(json.dumps(run))
+    assert_user_error(run_script("use_model.py", folder / names[2], "--run-dir", run_dir, env=env),
+                      "'square\\tish'", "a class name", "--json")
 
 
 @pytest.mark.slow
