@@ -2,7 +2,7 @@
 
 The article's Evaluation.py, for runs of either half (``scripts/evaluate.py``): ``evaluate`` feeds the batches
 to the run's predictor, ``metrics`` computes the numbers from the logits, ``report`` prints them and
-``plot_confusion`` draws ``confusion.png``. Top-5 is given when there are at least 5 classes. A class with no
+``plot_confusion`` draws ``confusion.png``; and use_model's ``softmax`` and ``top_k``. Top-5 is given when there are at least 5 classes. A class with no
 image has no accuracy (``None``).
 """
 
@@ -30,6 +30,19 @@ def metrics(logits, labels, class_names):
                                     for i, name in enumerate(class_names)}
     result["confusion_matrix"] = confusion.tolist()
     return result
+
+
+def softmax(logits):
+    """Probabilities of ``logits`` ``[N, C]`` (shifted by each row's largest, so that none overflows)."""
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def top_k(probabilities, class_names, k):
+    """``[(class name, probability)]`` of one example's ``k`` most probable classes, best first; of equal ones
+    the lower class id first (use_model's answer)."""
+    best = np.argsort(-probabilities, kind="stable")[:k]
+    return [(class_names[i], float(probabilities[i])) for i in best]
 
 
 def evaluate(run, predict, batches, data):

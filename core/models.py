@@ -58,6 +58,18 @@ class ModelSpec:
     aux_head: str | None = None
     preprocessing: str = "default"
     checkpoint_classes: int | None = None
+    weight_decay: float = 0.0
+    aux_loss_weight: float | None = None
+
+
+# each family's weight decay, slim's convention (the coefficient of half the sum of squares), what ``build`` uses
+# when not given one: tf_slim's resnet_arg_scope 1e-4; the DenseNet article's Keras l2(1e-4), i.e. 2e-4 in
+# slim's terms; vgg / alexnet_v2 / overfeat's arg scopes 5e-4; the inception arg scopes 4e-5; none in the
+# articles' CNNs and Keras ResNets
+WEIGHT_DECAY = {"resnet": 1e-4, "densenet": 2e-4, "slim_convnets": 5e-4, "inception": 4e-5, "cnn": 0.0,
+                "resnets_keras": 0.0}
+# research/slim's train_image_classifier weighs inception_v3's auxiliary logits' loss by 0.4
+AUX_LOSS_WEIGHT = 0.4
 
 
 # flowio.reader's preprocessing recipes (what each does is said there)
@@ -74,13 +86,15 @@ SLIM_INCEPTION = "tf_slim nets/inception_v{}.py (research/slim's Inception check
 def _spec(name, family, input_size, min_size, source, preprocessing="default", checkpoint_classes=None,
           **settings):
     return ModelSpec(name, family, input_size, min_size, source, MappingProxyType(settings),
-                     preprocessing=preprocessing, checkpoint_classes=checkpoint_classes)
+                     preprocessing=preprocessing, checkpoint_classes=checkpoint_classes,
+                     weight_decay=WEIGHT_DECAY[family])
 
 
 def _slim_convnet(name, input_size, min_size, max_size, source):
     """tf_slim's nets without BN whose fully-connected layers are VALID convolutions (a fixed range of sizes)."""
     return ModelSpec(name, "slim_convnets", input_size, min_size, source, head="fc8", max_size=max_size,
-                     bn_decay=False, dropout=True, preprocessing="vgg", checkpoint_classes=1000)
+                     bn_decay=False, dropout=True, preprocessing="vgg", checkpoint_classes=1000,
+                     weight_decay=WEIGHT_DECAY["slim_convnets"])
 
 
 def _inception(version, input_size, min_size, max_size, head):
@@ -90,7 +104,8 @@ def _inception(version, input_size, min_size, max_size, head):
                      MappingProxyType({"version": version}), head=head, max_size=max_size,
                      bn_decay=version == 3, scope=f"InceptionV{version}", dropout=True,
                      aux_head="AuxLogits/Conv2d_2b_1x1" if version == 3 else None, preprocessing="inception",
-                     checkpoint_classes=1001)
+                     checkpoint_classes=1001, weight_decay=WEIGHT_DECAY["inception"],
+                     aux_loss_weight=AUX_LOSS_WEIGHT if version == 3 else None)
 
 
 _TABLE = (

@@ -10,9 +10,106 @@ for the epoch summaries.
 """
 
 import math
+from dataclasses import dataclass
 
 OPTIMIZERS = ("momentum", "sgd", "rmsprop", "adam", "adagrad", "adadelta", "ftrl")
 DECAY_TYPES = ("exponential", "fixed", "polynomial")
+
+
+# --- the flags, declared once ------------------------------------------------------------------------------
+
+def scopes(text):
+    """A comma-separated list of scopes (blanks ignored), or None for none (``--trainable-scopes``)."""
+    return [s.strip() for s in text.split(",") if s.strip()] or None
+
+
+def below_one(value):
+    return None if 0 <= value < 1 else "must be at least 0 and below 1"
+
+
+def positive(value):
+    return None if value > 0 else "must be positive"
+
+
+def not_negative(value):
+    return None if value >= 0 and not math.isnan(value) else "must not be negative"
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One flag of the recipe: ``name`` is slim's (its ``FLAGS.name``), the run record's field (``run.json``'s
+    ``hyper``) and the parsed argument's; ``flags`` its spellings on the command line (slim's with dashes);
+    ``check`` returns what is wrong with a value (None: nothing)."""
+    name: str
+    type: type
+    default: object
+    help: str
+    check: object = None
+    flags: tuple = ()
+    metavar: str | None = None
+    choices: tuple | None = None
+
+    @property
+    def option(self):
+        return (self.flags or (f"--{self.name.replace('_', '-')}",))[0]
+
+
+# research/slim's train_image_classifier flags, slim's defaults except the optimizer's and the schedule's, which
+# stay the article's (momentum, lr x 0.9 after each epoch): train.py's argument group, the run record's fields and
+# the checks are all made from this table
+RECIPE = (
+    Flag("lr", float, 0.05, "initial learning rate (default 0.05)", positive, ("--lr", "--learning-rate"), "LR"),
+    Flag("optimizer", str, "momentum", "TF1's optimizer of that name in legacy, its exact Keras equivalent in modern"
+         " (default momentum; slim's default is rmsprop)", choices=OPTIMIZERS),
+    Flag("momentum", float, 0.9, "momentum's momentum (0.9)", below_one),
+    Flag("rmsprop_decay", float, 0.9, "rmsprop's decay (0.9)", below_one),
+    Flag("rmsprop_momentum", float, 0.9, "rmsprop's momentum (0.9)", below_one),
+    Flag("opt_epsilon", float, 1.0, "epsilon of adam, rmsprop and adadelta (slim's 1.0, not Keras's 1e-7)", positive),
+    Flag("adam_beta1", float, 0.9, "adam's beta1 (0.9)", below_one),
+    Flag("adam_beta2", float, 0.999, "adam's beta2 (0.999)", below_one),
+    Flag("adagrad_initial_accumulator_value", float, 0.1, "adagrad's starting accumulator (0.1)",
+         lambda v: None if v > 0 else "must be positive (TF1 refuses 0)", metavar="V"),
+    Flag("adadelta_rho", float, 0.95, "adadelta's rho (0.95)", below_one),
+    Flag("ftrl_learning_rate_power", float, -0.5, "ftrl's learning rate power (-0.5)",
+         lambda v: None if v <= 0 else "must not be positive", metavar="P"),
+    Flag("ftrl_initial_accumulator_value", float, 0.1, "ftrl's starting accumulator (0.1)", not_negative,
+         metavar="V"),
+    Flag("ftrl_l1", float, 0.0, "ftrl's l1 strength (0)", not_negative),
+    Flag("ftrl_l2", float, 0.0, "ftrl's l2 strength (0)", not_negative),
+    Flag("learning_rate_decay_type", str, "exponential", "exponential: lr x FACTOR every --num-epochs-per-decay"
+         " epochs (staircase); fixed; polynomial: linear to --end-learning-rate over --num-epochs-per-decay epochs,"
+         " then constant. Counted in global steps, as slim: int(training images / batch size x epochs per decay)"
+         " per decay", choices=DECAY_TYPES),
+    Flag("learning_rate_decay_factor", float, 0.9, "exponential decay's factor (default 0.9; slim's 0.94)", positive,
+         metavar="FACTOR"),
+    Flag("num_epochs_per_decay", float, 1.0, "epochs per decay (default 1; slim's 2)", positive, metavar="E"),
+    Flag("end_learning_rate", float, 0.0001, "polynomial decay's last rate (0.0001)", not_negative, metavar="LR"),
+    Flag("label_smoothing", float, 0.0, "train on targets (1 - S) x one-hot + S / classes (slim's"
+         " softmax_cross_entropy; default 0)", below_one, metavar="S"),
+    Flag("moving_average_decay", float, None, "keep moving averages of every model variable (BN statistics"
+         " included) after each step, as slim's ExponentialMovingAverage(D, num_updates=global step); validation,"
+         " the best checkpoint, evaluate, export and use_model use them (default: none)",
+         lambda v: None if v is None or 0 < v < 1 else "must be above 0 and below 1", metavar="D"),
+    Flag("trainable_scopes", scopes, None, "comma-separated scopes (TF1 names, e.g. resnet_v1_50/logits) whose"
+         " variables alone are trained; BN layers elsewhere still update their moving statistics, as under slim"
+         " (default: all)", metavar="S,..."),
+    Flag("clip_gradient_norm", float, 0.0, "clip each gradient to norm N (slim's create_train_op; default 0: no"
+         " clipping)", not_negative, metavar="N"),
+)
+
+
+def add_arguments(group):
+    """The table's flags on an argparse parser or group."""
+    for f in RECIPE:
+        extra = {"choices": f.choices} if f.choices else {"metavar": f.metavar} if f.metavar else {}
+        group.add_argument(*(f.flags or (f.option,)), dest=f.name, type=f.type, default=f.default, help=f.help,
+                           **extra)
+
+
+def record_fields():
+    """``[(name, type, default)]`` of the table: the run record's (``core.run_dir.Hyper``) recipe fields."""
+    return [(f.name, list | None if f.type is scopes else f.type | None if f.default is None else f.type, f.default)
+            for f in RECIPE]
 
 # the recipe as the identity of a run: a resume must ask for the same (scripts/train.py refuses another)
 IDENTITY = ("optimizer", "learning_rate_decay_type", "moving_average_decay", "trainable_scopes")
@@ -53,27 +150,9 @@ def upgraded(hyper):
 
 def check(hyper):
     """A ValueError naming the flag whose value the recipe cannot take."""
-    for flag, value in (("--momentum", hyper.momentum), ("--rmsprop-decay", hyper.rmsprop_decay),
-                        ("--rmsprop-momentum", hyper.rmsprop_momentum), ("--adam-beta1", hyper.adam_beta1),
-                        ("--adam-beta2", hyper.adam_beta2), ("--adadelta-rho", hyper.adadelta_rho),
-                        ("--label-smoothing", hyper.label_smoothing)):
-        if not 0 <= value < 1:
-            raise ValueError(f"{flag} {value}: must be at least 0 and below 1")
-    if hyper.moving_average_decay is not None and not 0 < hyper.moving_average_decay < 1:
-        raise ValueError(f"--moving-average-decay {hyper.moving_average_decay}: must be above 0 and below 1")
-    for flag, value in (("--opt-epsilon", hyper.opt_epsilon), ("--num-epochs-per-decay", hyper.num_epochs_per_decay),
-                        ("--learning-rate-decay-factor", hyper.learning_rate_decay_factor)):
-        if not value > 0:
-            raise ValueError(f"{flag} {value}: must be positive")
-    if not hyper.adagrad_initial_accumulator_value > 0:
-        raise ValueError(f"--adagrad-initial-accumulator-value {hyper.adagrad_initial_accumulator_value}: must be"
-                         " positive (TF1 refuses 0)")
-    for flag, value in (("--end-learning-rate", hyper.end_learning_rate), ("--clip-gradient-norm",
-                        hyper.clip_gradient_norm), ("--ftrl-l1", hyper.ftrl_l1), ("--ftrl-l2", hyper.ftrl_l2),
-                        ("--ftrl-initial-accumulator-value", hyper.ftrl_initial_accumulator_value)):
-        if value < 0 or math.isnan(value):
-            raise ValueError(f"{flag} {value}: must not be negative")
+    for f in RECIPE:
+        problem = f.check(getattr(hyper, f.name)) if f.check else None
+        if problem:
+            raise ValueError(f"{f.option} {getattr(hyper, f.name)}: {problem}")
     if hyper.precise_bn_batches < 1:
         raise ValueError(f"--precise-bn-batches {hyper.precise_bn_batches}: must be at least 1")
-    if hyper.ftrl_learning_rate_power > 0:
-        raise ValueError(f"--ftrl-learning-rate-power {hyper.ftrl_learning_rate_power}: must not be positive")

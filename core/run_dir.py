@@ -9,14 +9,13 @@ check, resuming or continuing); the ``latest`` link; ``labels.txt``; ``curves.pn
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import recipe
+from core import files, recipe
 from core.errors import UserError
 
 # --- the layout -------------------------------------------------------------------------------------------
@@ -35,9 +34,9 @@ MODERN_BACKUP = "backup"  # BackupAndRestore's state while a run is unfinished
 MODERN_FINAL = "final.h5"  # multi-worker: the weights each worker ended with
 TFLITE = "model.tflite"  # export: LiteRT
 SAVED_MODEL = "saved_model"  # export: TF Serving
-TEMPORARY = ".tmp-"  # what is being written starts so, and is renamed once complete
+from core.files import TEMPORARY, atomic, write_json, write_labels  # noqa: E402,F401 -- the conventions' owner
 
-IMPLS = ("legacy", "modern")  # the packages of the two halves
+from core.halves import HALVES as IMPLS  # noqa: E402 -- the packages of the halves (core.halves owns them)
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # train.py --precision: Keras's policy names
 IDENTITY = ("impl", "model", "image_size", "labels")  # what must match for a run folder to be resumed
 
@@ -48,44 +47,24 @@ def default_run_dir(impl, model, root="runs"):
 
 # --- the record -------------------------------------------------------------------------------------------
 
-@dataclass
-class Hyper:
-    """How a run trains (``run.json``'s ``hyper``); the defaults are train.py's."""
-    batch_size: int = 32
-    epochs: int = 10
-    lr: float = 0.05  # the initial learning rate (train.py --lr / --learning-rate)
-    # the recipe (core/recipe.py; docs/DESIGN.md §10): research/slim's train_image_classifier flags, slim's names
-    optimizer: str = "momentum"
-    momentum: float = 0.9
-    rmsprop_decay: float = 0.9
-    rmsprop_momentum: float = 0.9
-    opt_epsilon: float = 1.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adagrad_initial_accumulator_value: float = 0.1
-    adadelta_rho: float = 0.95
-    ftrl_learning_rate_power: float = -0.5
-    ftrl_initial_accumulator_value: float = 0.1
-    ftrl_l1: float = 0.0
-    ftrl_l2: float = 0.0
-    learning_rate_decay_type: str = "exponential"
-    learning_rate_decay_factor: float = 0.9
-    num_epochs_per_decay: float = 1.0
-    end_learning_rate: float = 0.0001
-    label_smoothing: float = 0.0
-    moving_average_decay: float | None = None  # None: no moving averages
-    trainable_scopes: list | None = None  # None: every trainable variable
-    clip_gradient_norm: float = 0.0  # 0: no clipping
-    weight_decay: float | None = None  # None: the model's own
-    batch_norm_decay: float | None = None  # None: the model's own
+# How a run trains (``run.json``'s ``hyper``); the defaults are train.py's. The recipe's fields come from
+# core.recipe's table (research/slim's flags, slim's names); the others are the run's own.
+Hyper = dataclasses.make_dataclass("Hyper", [
+    ("batch_size", int, 32),
+    ("epochs", int, 10),
+    *recipe.record_fields(),  # lr, optimizer, ..., moving_average_decay (None: none), trainable_scopes (None: all)
+    ("weight_decay", float | None, None),  # None: the model's own (core.models' table)
+    ("batch_norm_decay", float | None, None),  # None: the model's own
     # "precise": re-estimated with the current weights over precise_bn_batches training batches before each
     # validation (where the model's BN decay can be set); "moving": the moving averages, as slim
-    batch_norm_statistics: str = "precise"
-    precise_bn_batches: int = recipe.PRECISE_BN_BATCHES
-    seed: int = 0
-    flip: bool = True
-    precision: str = "float32"
-    save_every: int = 200
+    ("batch_norm_statistics", str, "precise"),
+    ("precise_bn_batches", int, recipe.PRECISE_BN_BATCHES),
+    ("seed", int, 0),
+    ("flip", bool, True),
+    ("precision", str, "float32"),
+    ("save_every", int, 200),
+])
+Hyper.__module__, Hyper.__doc__ = __name__, "How a run trains (``run.json``'s ``hyper``); the defaults are train.py's."
 
 
 @dataclass
@@ -231,44 +210,25 @@ def converted(folder, impl, model, labels, image_size, preprocessing, converted_
 
 # --- files --------------------------------------------------------------------------------------------
 
-def write_json(path, obj):
-    """Write JSON atomically (temporary name, then rename)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, ensure_ascii=False)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def write_labels(folder, labels):
-    tmp = os.path.join(folder, LABELS + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(f"{i}:{name}\n" for i, name in enumerate(labels))
-    os.replace(tmp, os.path.join(folder, LABELS))
-
-
 def mark_latest(folder):
     """Point ``<parent>/latest`` at ``folder``, replacing the link atomically."""
     folder = Path(folder).resolve()
     link = folder.parent / LATEST
     if link.exists() and not link.is_symlink():
         return  # a real folder named "latest": leave it alone
-    tmp = folder.parent / f".{LATEST}.tmp{os.getpid()}"
-    if tmp.is_symlink():
-        tmp.unlink()
-    os.symlink(folder.name, tmp)
-    os.replace(tmp, link)
+    with atomic(link) as tmp:  # beside the runs: the next mark_latest removes a killed one's .tmp-<pid>-latest
+        os.symlink(folder.name, tmp)
 
 
 def remove_leftovers(folder):
     """Delete what a killed run was writing: TensorFlow's ``*.tempstate*`` files and ``*_temp`` folders (a Saver
     or Checkpoint save cut short; as large as a checkpoint, and never cleaned by TensorFlow) and our own
-    ``.tmp-*`` files. Safe only while holding the folder's lock."""
-    for parent, dirs, files in os.walk(folder):
-        for name in files:
+    ``.tmp-*`` files and folders (``core.files.atomic``'s). Safe only while holding the folder's lock."""
+    for parent, dirs, names in os.walk(folder):
+        for name in names:
             if ".tempstate" in name or name.startswith(TEMPORARY):
                 os.unlink(os.path.join(parent, name))
-        for name in [d for d in dirs if d.endswith("_temp")]:
+        for name in [d for d in dirs if d.endswith("_temp") or d.startswith(TEMPORARY)]:
             shutil.rmtree(os.path.join(parent, name))
             dirs.remove(name)
 
@@ -276,16 +236,9 @@ def remove_leftovers(folder):
 @contextlib.contextmanager
 def locked(folder):
     """Hold ``folder``'s lock for the block; a second training there is refused (the lock dies with its process)."""
-    fd = os.open(os.path.join(folder, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"{folder}: another training is running there; wait for it or choose another"
-                            " --run-dir") from None
+    with files.locked(os.path.join(folder, LOCK), f"{folder}: another training is running there; wait for it or"
+                      " choose another --run-dir"):
         yield
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -294,15 +247,11 @@ def created(folder):
     or empty) when the block ends, and is deleted if it fails."""
     parent = os.path.dirname(os.path.abspath(folder))
     os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(os.path.abspath(folder))}.converting-{os.getpid()}")
-    try:
+    with atomic(os.path.abspath(folder)) as tmp:  # beside it: .tmp-<pid>-<name>
         os.makedirs(tmp)
         yield tmp
         if os.path.isdir(folder):
             os.rmdir(folder)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --- training -------------------------------------------------------------------------------------------
@@ -343,7 +292,7 @@ def training(new, fresh=False, chief=True):
             run.state = "running"
         else:
             run = new
-        write_labels(folder, run.labels)
+        write_labels(os.path.join(folder, LABELS), run.labels)
         run.save()
         if chief:
             mark_latest(folder)
@@ -362,10 +311,9 @@ def pyplot():
 
 def save_figure(fig, path):
     """Save ``fig`` as PNG under a temporary name, rename it to ``path``, and close it."""
-    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path))
-    fig.savefig(tmp, format="png", dpi=80)
+    with atomic(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
     pyplot().close(fig)
-    os.replace(tmp, path)
 
 
 def plot_curves(folder, epochs):

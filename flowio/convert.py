@@ -19,7 +19,6 @@ held with ``fcntl.flock`` for the whole run, so a second run into the same folde
 run leaves no stale lock.
 """
 
-import fcntl
 import json
 import multiprocessing
 import os
@@ -36,6 +35,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from core.errors import UserError
+from core.files import TEMPORARY, locked, remove, write_json, write_labels
 from flowio.images import Skip, check
 from flowio.records import example_bytes, frame
 
@@ -45,7 +45,7 @@ MANIFEST = "manifest.json"
 LABELS = "labels.txt"
 MARKER = ".flowio-in-progress"
 LOCK = ".flowio.lock"
-TMP = ".flowio-tmp"
+TMP = f"{TEMPORARY}flowio"  # the folder the files are written into, then published
 SHARD_RE = re.compile(r"^(train|validation)-\d{5}-of-\d{5}\.tfrecord$")
 
 
@@ -216,7 +216,7 @@ def _read_json(path):
 
 def _check_output(out, identity, overwrite):
     """Refuse an output folder that holds something other than this run's earlier output."""
-    ours = [n for n in os.listdir(out) if n not in (LOCK, TMP)]
+    ours = [n for n in os.listdir(out) if n != LOCK and not n.startswith(TEMPORARY)]  # not our own leftovers
     if not ours or overwrite:
         return
     for name in (MARKER, MANIFEST):
@@ -233,28 +233,6 @@ def _check_output(out, identity, overwrite):
     if MARKER not in ours and MANIFEST not in ours:
         raise UserError(f"{out} is not empty and holds no flowio output; choose an empty or new --out"
                         " (or pass --overwrite to write beside what is there)")
-
-
-def _write_json(path, obj):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-
-
-class _Lock:
-    """``fcntl.flock`` on ``OUT/.flowio.lock``: released by the kernel when the process dies."""
-
-    def __init__(self, out):
-        self.path = out / LOCK
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            raise UserError(f"{out}: another flowio run is writing there; wait for it or choose another --out") from None
-
-    def release(self):
-        os.close(self.fd)
 
 
 # --- the whole run ------------------------------------------------------------------------------------
@@ -280,29 +258,30 @@ def convert(data_dir, out_dir, val_fraction=0.2, shards=4, seed=0, workers=1, ov
     if not created:
         _check_output(out, identity, overwrite)  # before the lock file is made: a refusal writes nothing
     out.mkdir(parents=True, exist_ok=True)
-    lock = _Lock(out)
-    had_marker = publishing = done = False
-    try:
-        _check_output(out, identity, overwrite)  # again, now that no other run can change it
-        had_marker = (out / MARKER).exists()
-        _write_json(out / MARKER, identity)
-        shutil.rmtree(out / TMP, ignore_errors=True)
-        (out / TMP).mkdir()
-        manifest, names = _prepare(root, out / TMP, classes, files, ignored, options, identity, workers, progress,
-                                   lock.fd)
-        publishing = True
-        _publish(out, names)
-        done = True
-        return manifest
-    finally:
-        shutil.rmtree(out / TMP, ignore_errors=True)
-        # The marker stays only when this run may have left a half-replaced output (or found one): the
-        # rerun then knows the leftovers are its own. A run that stopped before touching them takes it away.
-        if done or not (publishing or had_marker):
-            (out / MARKER).unlink(missing_ok=True)
-        if created and not [n for n in os.listdir(out) if n != LOCK]:
-            shutil.rmtree(out, ignore_errors=True)
-        lock.release()
+    busy = f"{out}: another flowio run is writing there; wait for it or choose another --out"
+    with locked(out / LOCK, busy) as lock_fd:  # released by the kernel if this process dies
+        had_marker = publishing = done = False
+        try:
+            _check_output(out, identity, overwrite)  # again, now that no other run can change it
+            for leftover in [n for n in os.listdir(out) if n.startswith(TEMPORARY)]:  # of a killed run
+                remove(out / leftover)
+            had_marker = (out / MARKER).exists()
+            write_json(out / MARKER, identity)
+            (out / TMP).mkdir()
+            manifest, names = _prepare(root, out / TMP, classes, files, ignored, options, identity, workers,
+                                       progress, lock_fd)
+            publishing = True
+            _publish(out, names)
+            done = True
+            return manifest
+        finally:
+            shutil.rmtree(out / TMP, ignore_errors=True)
+            # The marker stays only when this run may have left a half-replaced output (or found one): the
+            # rerun then knows the leftovers are its own. A run that stopped before touching them takes it away.
+            if done or not (publishing or had_marker):
+                (out / MARKER).unlink(missing_ok=True)
+            if created and not [n for n in os.listdir(out) if n != LOCK]:
+                shutil.rmtree(out, ignore_errors=True)
 
 
 def _prepare(root, tmp, classes, files, ignored, options, identity, workers, progress, lock_fd):
@@ -363,9 +342,8 @@ def _prepare(root, tmp, classes, files, ignored, options, identity, workers, pro
         "stored": formats,
         "skipped": sorted(skipped, key=lambda s: s["file"]),
     }
-    with open(tmp / LABELS, "w", encoding="utf-8") as f:
-        f.writelines(f"{i}:{name}\n" for i, name in enumerate(classes))
-    _write_json(tmp / MANIFEST, manifest)
+    write_labels(tmp / LABELS, classes)
+    write_json(tmp / MANIFEST, manifest)
     return manifest, names
 
 

@@ -51,6 +51,7 @@ import numpy as np
 import tensorflow as tf
 
 from flowio.convert import LABELS, MANIFEST, SPLITS
+from core import files
 from core.errors import UserError
 from core.models import RECIPES  # noqa: F401 -- the recipes' names, where train.py reads them without TensorFlow
 from flowio.images import load_image  # noqa: F401 -- flowio.load_image, with preprocess
@@ -183,10 +184,8 @@ def num_examples(records_dir, split):
 
 
 def read_labels(records_dir):
-    """Class names by id, from ``labels.txt`` (``id:name`` per line)."""
-    with open(os.path.join(records_dir, LABELS), encoding="utf-8") as f:
-        pairs = [line.rstrip("\n").split(":", 1) for line in f if line.strip()]
-    return [name for _, name in sorted((int(i), name) for i, name in pairs)]
+    """Class names by id, from ``labels.txt`` (``id:name`` per line, ``core.files``)."""
+    return files.read_labels(os.path.join(records_dir, LABELS))
 
 
 # --- decode and preprocess (shared by the pipeline and single images) ---------------------------------

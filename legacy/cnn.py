@@ -40,11 +40,10 @@ def _variables(shape, weight_decay):
 def builder(trunk):
     """The registry's builder around ``trunk``: the arg scope, the model's own variable scope, the logits end point.
 
-    These models have no BN, so ``batch_norm_decay`` changes nothing; ``weight_decay=None`` means none.
+    These models have no BN, so ``batch_norm_decay`` changes nothing; their table's weight decay is 0.
     """
     def build(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None):
         del batch_norm_decay
-        weight_decay = 0.0 if weight_decay is None else weight_decay
         end_points = {}
         with slim.arg_scope(arg_scope(weight_decay)):
             with tf.variable_scope(name, values=[images]):

@@ -19,7 +19,6 @@ from legacy.slim_compat import slim, tf
 NAMES = ("densenet_100x12", "densenet_100x24", "densenet_121x32", "densenet_169x32", "densenet_201x32",
          "densenet_161x48")
 COMPRESSION = 0.5
-DEFAULT_WEIGHT_DECAY = 2e-4  # the article's keras l2(1e-4)
 
 
 # --- layer settings -----------------------------------------------------------------------------------
@@ -80,4 +79,4 @@ def densenet(images, growth, units, num_classes, is_training, weight_decay, batc
 def densenet_bc(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None, *, growth,
                 units):
     return densenet(images, growth, units, num_classes, is_training,
-                    DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, batch_norm_decay, name)
+                    weight_decay, batch_norm_decay, name)

@@ -25,8 +25,7 @@ Sections, in the same order as the twin: the inference graph, weights, writing, 
 import os
 
 import legacy
-from core import models
-from core.run_dir import TEMPORARY
+from core import files, models
 from legacy.slim_compat import slim, tf, tf1_hashing
 
 INPUT = "input"  # export_inference_graph's placeholder
@@ -78,15 +77,8 @@ def freeze(name, num_classes, checkpoint, output_file, image_size=None, batch_si
     "predictions": name}``, the tensor names a user feeds and fetches."""
     graph, images, outputs = inference_graph(name, num_classes, image_size, batch_size)
     graph_def = frozen_graph_def(graph, str(checkpoint), outputs)
-    folder, base = os.path.split(os.path.abspath(output_file))
-    tmp = os.path.join(folder, TEMPORARY + base)
-    try:
-        with tf.io.gfile.GFile(tmp, "wb") as f:
-            f.write(graph_def.SerializeToString())
-        os.replace(tmp, output_file)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with files.atomic(os.path.abspath(output_file)) as tmp, tf.io.gfile.GFile(tmp, "wb") as f:
+        f.write(graph_def.SerializeToString())
     return {"input": images.name, **{key: tensor.name for key, tensor in outputs.items()}}
 
 

@@ -29,7 +29,6 @@ NETS = {
     "inception_v2": (inception_v2.inception_v2, inception_v2.inception_v2_arg_scope),
     "inception_v3": (inception_v3.inception_v3, inception_v3.inception_v3_arg_scope),
 }
-DEFAULT_WEIGHT_DECAY = 0.00004  # every one of these arg scopes'
 
 
 # --- layer settings -----------------------------------------------------------------------------------
@@ -38,7 +37,6 @@ def arg_scope(name, weight_decay, batch_norm_decay):
     """The net's own tf_slim arg scope: conv2d with BN (decay 0.9997 unless v3 is given another, epsilon 0.001,
     center, no scale) and ReLU, variance-scaling kernels, l2 on every conv2d kernel (``weight_decay *
     sum(w**2) / 2``)."""
-    weight_decay = DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay
     if batch_norm_decay is None:
         return NETS[name][1](weight_decay=weight_decay)
     return NETS[name][1](weight_decay=weight_decay, batch_norm_decay=batch_norm_decay)

@@ -26,7 +26,8 @@ def build(name, images, num_classes, is_training=True, weight_decay=None, batch_
           dropout_keep_prob=None, **unknown):
     """Build model ``name`` on ``images`` (NHWC float32) in the default graph; return ``(logits, end_points)``.
 
-    ``weight_decay=None`` means the model's own default (1e-4 for the ResNets); ``batch_norm_decay``, when
+    ``weight_decay=None`` means the model's own default (its row's in ``core.models``' table: 1e-4 for the
+    ResNets), resolved here once for every builder; ``batch_norm_decay``, when
     given (0 included), replaces the decay of every BN layer's moving averages (the model's own otherwise);
     ``dropout_keep_prob``, when given, replaces the keep probability of every dropout (models with dropout only,
     whose builders take it as tf_slim's functions do: 1.0 switches dropout off in training mode).
@@ -37,6 +38,7 @@ def build(name, images, num_classes, is_training=True, weight_decay=None, batch_
                          " num_classes, is_training, weight_decay, batch_norm_decay, dropout_keep_prob")
     models.check_options(name, batch_norm_decay, dropout_keep_prob)
     dropout = {} if dropout_keep_prob is None else {"dropout_keep_prob": dropout_keep_prob}
+    weight_decay = spec.weight_decay if weight_decay is None else weight_decay  # 0 is a decay too
     with tf1_hashing():
         return fn(name, images, num_classes, is_training=is_training, weight_decay=weight_decay,
                   batch_norm_decay=batch_norm_decay, **dropout, **spec.settings)

@@ -27,7 +27,6 @@ from tf_slim.nets import resnet_v2 as slim_resnet_v2
 # the last unit of block1..block3 (output stride 32, as in tf_slim).
 UNITS = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3], 200: [3, 24, 36, 3]}
 BASE_DEPTHS = [64, 128, 256, 512]
-DEFAULT_WEIGHT_DECAY = 1e-4
 # resnet_v2: tf_slim's functions, which hold the same depth table
 RESNET_V2 = {50: slim_resnet_v2.resnet_v2_50, 101: slim_resnet_v2.resnet_v2_101, 152: slim_resnet_v2.resnet_v2_152,
              200: slim_resnet_v2.resnet_v2_200}
@@ -158,21 +157,21 @@ def resnet(images, blocks, num_classes, is_training, weight_decay, batch_norm_de
 @register_model("jianshu_resnet_50", "jianshu_resnet_101", "jianshu_resnet_152")
 def jianshu_resnet(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None, *, depth):
     return resnet(images, blocks(depth, jianshu_bottleneck), num_classes, is_training,
-                  DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, batch_norm_decay,
+                  weight_decay, batch_norm_decay,
                   scope=name, stem_batch_norm=False, postnorm=True)
 
 
 @register_model("resnet_v1_50", "resnet_v1_101", "resnet_v1_152", "resnet_v1_200")
 def resnet_v1(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None, *, depth):
     return resnet(images, blocks(depth, bottleneck_v1), num_classes, is_training,
-                  DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, batch_norm_decay,
+                  weight_decay, batch_norm_decay,
                   scope=name, stem_batch_norm=True, postnorm=False)
 
 
 @register_model("resnet_v2_50", "resnet_v2_101", "resnet_v2_152", "resnet_v2_200")
 def resnet_v2(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None, *, depth):
     """tf_slim's ``resnet_v2_<depth>`` under its ``resnet_arg_scope`` (its BN is fused, as ``fused=None`` picks)."""
-    scope = resnet_utils.resnet_arg_scope(weight_decay=DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay,
+    scope = resnet_utils.resnet_arg_scope(weight_decay=weight_decay,
                                           batch_norm_decay=0.997 if batch_norm_decay is None else batch_norm_decay)
     with slim.arg_scope(scope):
         net, end_points = RESNET_V2[depth](images, num_classes, is_training=is_training, scope=name)

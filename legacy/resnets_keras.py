@@ -119,8 +119,8 @@ def resnet50_keras(images, num_classes):
 # --- registered builders ------------------------------------------------------------------------------
 
 def scoped(trunk, name, images, num_classes, is_training, weight_decay, batch_norm_decay):
-    """``trunk`` under the articles' Keras defaults (BN decay 0.99; no weight decay unless asked), in scope ``name``."""
-    with slim.arg_scope(arg_scope(0.0 if weight_decay is None else weight_decay, is_training,
+    """``trunk`` under the articles' Keras defaults (BN decay 0.99; the table's weight decay, 0), in scope ``name``."""
+    with slim.arg_scope(arg_scope(weight_decay, is_training,
                                   0.99 if batch_norm_decay is None else batch_norm_decay)):
         with tf.variable_scope(name, values=[images]) as sc:
             logits = trunk(images, num_classes)

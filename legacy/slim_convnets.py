@@ -25,7 +25,6 @@ NETS = {
     "alexnet_v2": (alexnet.alexnet_v2, alexnet.alexnet_v2_arg_scope),
     "overfeat": (overfeat.overfeat, overfeat.overfeat_arg_scope),
 }
-DEFAULT_WEIGHT_DECAY = 0.0005  # every one of these arg scopes'
 
 
 # --- layer settings -----------------------------------------------------------------------------------
@@ -33,7 +32,7 @@ DEFAULT_WEIGHT_DECAY = 0.0005  # every one of these arg scopes'
 def arg_scope(name, weight_decay):
     """The net's own tf_slim arg scope: ReLU, l2 on every kernel (``weight_decay * sum(w**2) / 2``), SAME
     convolutions; its biases (VGG and OverFeat 0, AlexNet v2 0.1) and, for AlexNet v2 and OverFeat, VALID pools."""
-    return NETS[name][1](DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay)
+    return NETS[name][1](weight_decay)
 
 
 # --- trunk --------------------------------------------------------------------------------------------

@@ -30,11 +30,12 @@ The article's train.py, kept honest for TF 2.21's ``tf.compat.v1``:
   float32 graph, switched on in the Session config (``session_config``), with a loss-scale optimizer for float16;
 * a tqdm progress line while an epoch runs (on a terminal), and one line of metrics when it ends.
 
-Sections, in the same order as the twin: counters, input, devices, model and loss, checkpoints, the loop,
-prediction.
+Sections, in the same order as the twin: counters, input, devices, model and loss, checkpoints, the loop.
+Prediction and weight I/O are the twin modules ``weights.py``.
 """
 
 import os
+import re
 import sys
 from types import SimpleNamespace
 
@@ -48,6 +49,7 @@ from core.errors import UserError
 from core.run_dir import LEGACY_BEST, LEGACY_LAST, LOGS
 from legacy import optimizers
 from legacy.slim_compat import tf, tf1_hashing
+from legacy.weights import assign
 from tensorflow.core.protobuf import rewriter_config_pb2
 
 
@@ -104,6 +106,15 @@ def session_config(precision):
     return config
 
 
+def is_chief():
+    """Always (the half protocol's question, ``core.halves``): legacy trains on one machine; a ``TF_CONFIG``
+    cluster is refused, the modern half's (tf.distribute)."""
+    if os.environ.get("TF_CONFIG"):
+        raise UserError("TF_CONFIG is set, and multi-worker training is the modern half's (tf.distribute);"
+                        " unset TF_CONFIG to train legacy on one machine")
+    return True
+
+
 # --- model and loss ----------------------------------------------------------------------------------
 
 def cross_entropy(labels, logits, num_classes, label_smoothing, weights=1.0, reduction=None):
@@ -119,7 +130,7 @@ def cross_entropy(labels, logits, num_classes, label_smoothing, weights=1.0, red
 def training_graph(run, images, labels, decay_steps):
     """The model on ``images`` and its training in the current graph: ``(logits, loss, regularization, train_op)``.
 
-    ``loss`` is the mean cross-entropy (plus 0.4 times inception_v3's auxiliary head's) plus the
+    ``loss`` is the mean cross-entropy (plus inception_v3's auxiliary head's at the table's weight, 0.4) plus the
     REGULARIZATION_LOSSES collection; ``train_op`` runs the BN moving-average updates (UPDATE_OPS), the
     optimizer's step on slim's schedule (``decay_steps`` global steps per decay) and then, with
     ``--moving-average-decay``, the moving averages of the model variables; and gives the loss.
@@ -133,8 +144,9 @@ def training_graph(run, images, labels, decay_steps):
     lr = optimizers.learning_rate(h, global_step, decay_steps)
     regularization = tf.losses.get_regularization_loss()
     loss = cross_entropy(labels, logits, run.num_classes, h.label_smoothing) + regularization
-    if models.aux_scopes(run.model):  # research/slim's train_image_classifier: the AuxLogits' loss at weight 0.4
-        loss += cross_entropy(labels, end_points["AuxLogits"], run.num_classes, h.label_smoothing, weights=0.4)
+    if models.aux_scopes(run.model):  # research/slim's train_image_classifier: the AuxLogits' loss, weighed
+        loss += cross_entropy(labels, end_points["AuxLogits"], run.num_classes, h.label_smoothing,
+                              weights=models.spec(run.model).aux_loss_weight)
     # slim's create_train_op: the loss waits for the BN updates, and the train op is the loss waiting for the
     # gradient step. The common `with control_dependencies(UPDATE_OPS): minimize(loss)` instead gives each op
     # minimize creates an edge from every update op: 900k edges in DenseNet-201's graph, seconds of grappler
@@ -246,20 +258,21 @@ def initialise(sess, model_variables, run, init_from):
                      "initialised": len(model_variables) - restored}
 
 
-def assign(sess, variables, values, model, exclude_scopes=(), source="the checkpoint"):
-    """Load ``values`` (``{name: array}``) into ``variables`` by name, outside ``exclude_scopes``; return how many.
-
-    Missing, unexpected or mis-shaped variables are a UserError listing them (``core.checkpoints.select``).
-    """
-    wanted = {v.op.name: v for v in variables}
-    chosen = checkpoints.select({n: v.shape.as_list() for n, v in wanted.items()}, values, model, exclude_scopes,
-                                source)
-    for name, value in chosen.items():
-        wanted[name].load(value, sess)  # feeds the variable's initializer: no new op in a finalized graph
-    return len(chosen)
-
-
 # --- checkpoints ----------------------------------------------------------------------------------------
+
+CHECKPOINT_FILE = re.compile(r"^(model\.ckpt-\d+)\.(index|data-\d+-of-\d+)$")
+
+
+def remove_orphans(folder, state):
+    """Delete the files of checkpoints ``state`` (the folder's ``checkpoint`` file) does not list. A Saver killed
+    after writing a checkpoint and before updating the state, or after the state and before retiring the previous
+    one (max_to_keep), leaves files that no later save would ever delete."""
+    listed = {os.path.basename(p) for p in (state.all_model_checkpoint_paths if state else ())}
+    for name in os.listdir(folder):
+        match = CHECKPOINT_FILE.match(name)
+        if match and match.group(1) not in listed:
+            os.unlink(os.path.join(folder, name))
+
 
 class Savers:
     """The run's two Savers: ``last`` (every ``save_every`` steps and each epoch end) and ``best``."""
@@ -273,6 +286,7 @@ class Savers:
             state = tf.train.get_checkpoint_state(folder)
             if state:  # so that max_to_keep also retires the checkpoints of the run before this one
                 getattr(self.savers, kind).recover_last_checkpoints(list(state.all_model_checkpoint_paths))
+            remove_orphans(folder, state)
 
     def start(self, ops, run, start, init_from):
         """Restore the last checkpoint when resuming at ``start`` > 0; else initialise (and fine-tune)."""
@@ -286,36 +300,6 @@ class Savers:
     def save(self, kind, step):
         getattr(self.savers, kind).save(self.sess, os.path.join(getattr(self.folders, kind), "model.ckpt"),
                                         global_step=step, write_meta_graph=False)
-
-
-def variable_shapes(run):
-    """``{variable name: shape}`` of the run's model: what a checkpoint must hold (convert_checkpoint's ``--list``)."""
-    graph = tf.Graph()
-    with graph.as_default():
-        size = run.image_size
-        legacy.build(run.model, tf.placeholder(tf.float32, [None, size, size, 3]), run.num_classes, is_training=False)
-        return {v.op.name: v.shape.as_list() for v in tf.global_variables()}
-
-
-def write_weights(run, values, source):
-    """A converted run's checkpoint: ``values`` loaded by name into the model's variables and saved as the
-    run's best checkpoint (global step 0). Returns ``(how many variables it holds, resized)``: ``resized`` the
-    auxiliary head's layers whose kernel follows the input size (``core.checkpoints.resized_aux``), left as
-    initialised."""
-    graph = tf.Graph()
-    with graph.as_default():
-        size = run.image_size
-        legacy.build(run.model, tf.placeholder(tf.float32, [None, size, size, 3]), run.num_classes, is_training=False)
-        variables = tf.global_variables()
-        resized = checkpoints.resized_aux({v.op.name: v.shape.as_list() for v in variables}, values, run.model)
-        tf.train.get_or_create_global_step()
-        saver = tf.train.Saver(save_relative_paths=True)  # the folder is renamed once written
-        with tf.Session(graph=graph) as sess:
-            sess.run(tf.global_variables_initializer())
-            assign(sess, variables, values, models.scope(run.model), [s for pair in resized for s in pair], source)
-            os.makedirs(run.path(LEGACY_BEST))
-            saver.save(sess, os.path.join(run.path(LEGACY_BEST), "model.ckpt"), global_step=0, write_meta_graph=False)
-    return len(variables), resized
 
 
 # --- the loop -----------------------------------------------------------------------------------------
@@ -404,26 +388,3 @@ def _summary(writer, step, **values):
     writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag=f"epoch_{k}", simple_value=v)
                                          for k, v in values.items()]), step)
     writer.flush()
-
-
-# --- prediction (evaluate.py, use_model.py) -------------------------------------------------------------
-
-class Predictor:
-    """``predictor(images float32 [N, S, S, 3]) -> logits [N, C]`` from a run's best (else last) checkpoint."""
-
-    def __init__(self, run):
-        path = (tf.train.latest_checkpoint(run.path(LEGACY_BEST)) or tf.train.latest_checkpoint(run.path(LEGACY_LAST)))
-        if path is None:
-            raise UserError(f"{run.folder}: no checkpoint ({LEGACY_BEST} or {LEGACY_LAST}); train it first")
-        checkpoints.check_complete(path, "train the run again (train.py --fresh)")
-        size = run.image_size
-        self.graph = tf.Graph()
-        with self.graph.as_default():
-            self.images = tf.placeholder(tf.float32, [None, size, size, 3])
-            self.logits, _ = legacy.build(run.model, self.images, run.num_classes, is_training=False)
-            saver = tf.train.Saver(tf.global_variables())
-            self.sess = tf.Session(graph=self.graph)
-            saver.restore(self.sess, path)
-
-    def __call__(self, images):
-        return self.sess.run(self.logits, {self.images: images})

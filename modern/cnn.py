@@ -46,11 +46,11 @@ def head(x, num_classes, weight_decay):
 def builder(trunk):
     """The registry's builder around ``trunk``: the input, the model named as the legacy scope.
 
-    ``weight_decay=None`` means none (these models have no BN).
+    Their table's weight decay is 0 (``core.models``); these models have no BN.
     """
     def build(name, num_classes, input_shape, weight_decay=None):
         images = keras.Input(shape=input_shape, name="images")
-        return keras.Model(images, trunk(images, num_classes, 0.0 if weight_decay is None else weight_decay),
+        return keras.Model(images, trunk(images, num_classes, weight_decay),
                            name=name)
     return build
 

@@ -26,7 +26,6 @@ from modern.registry import register_model
 NAMES = ("densenet_100x12", "densenet_100x24", "densenet_121x32", "densenet_169x32", "densenet_201x32",
          "densenet_161x48")
 COMPRESSION = 0.5
-DEFAULT_WEIGHT_DECAY = 2e-4  # the article's keras l2(1e-4)
 
 
 # --- layer settings -----------------------------------------------------------------------------------
@@ -76,4 +75,4 @@ def densenet(name, growth, units, num_classes, input_shape, weight_decay):
 @register_model(*NAMES)
 def densenet_bc(name, num_classes, input_shape=(32, 32, 3), weight_decay=None, *, growth, units):
     return densenet(name, growth, units, num_classes, input_shape,
-                    DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay)
+                    weight_decay)

@@ -23,10 +23,10 @@ import shutil
 
 import tensorflow as tf
 
-from core import checkpoints, models
-from core.run_dir import SAVED_MODEL, TEMPORARY, TFLITE
+from core import checkpoints, files, models
+from core.run_dir import SAVED_MODEL, TFLITE
 from flowio.reader import decode, preprocess
-from modern.train import model_from
+from modern.weights import model_from
 
 
 def trained_model(run):
@@ -65,7 +65,8 @@ def export(run):
     model, source = trained_model(run)
     serving = Serving(model, run.image_size, run.preprocessing)
     target = run.path(SAVED_MODEL)
-    tmp, old = run.path(f"{TEMPORARY}{SAVED_MODEL}"), run.path(f".old-{SAVED_MODEL}")
+    # the previous export is kept as .old- (not .tmp-: while the new one is renamed in, it may be the only one)
+    tmp, old = files.temporary_name(target), run.path(f".old-{SAVED_MODEL}")
     for leftover in (tmp, old):
         shutil.rmtree(leftover, ignore_errors=True)
     try:
@@ -76,10 +77,8 @@ def export(run):
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["classify_pixels"])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         flatbuffer = converter.convert()
-        tmp_tflite = run.path(f"{TEMPORARY}{TFLITE}")
-        with open(tmp_tflite, "wb") as f:
+        with files.atomic(run.path(TFLITE)) as tmp_tflite, open(tmp_tflite, "wb") as f:
             f.write(flatbuffer)
-        os.replace(tmp_tflite, run.path(TFLITE))
         if os.path.exists(target):
             os.rename(target, old)
         os.rename(tmp, target)
@@ -87,8 +86,6 @@ def export(run):
         shutil.rmtree(tmp, ignore_errors=True)
         if os.path.exists(target):  # the previous export goes only once the new one is in place
             shutil.rmtree(old, ignore_errors=True)
-        if os.path.exists(run.path(f"{TEMPORARY}{TFLITE}")):
-            os.unlink(run.path(f"{TEMPORARY}{TFLITE}"))
 
     entry = {"tflite": TFLITE, "saved_model": SAVED_MODEL, "weights": source,
              "best_epoch": (run.best or {}).get("epoch")}

@@ -25,9 +25,9 @@ import shutil
 import tensorflow as tf
 
 import modern
-from core import lite, models
+from core import files, lite, models
 from core.quiet import hidden_stderr
-from core.run_dir import SAVED_MODEL, TEMPORARY, TFLITE
+from core.run_dir import SAVED_MODEL, TFLITE
 from modern import naming
 
 INPUT = "input"  # export_inference_graph's placeholder name, now the signature's input
@@ -74,21 +74,14 @@ def export(model, image_size, folder):
     """Write ``folder/saved_model`` and ``folder/model.tflite`` (builtin ops, no optimizations: quantization would
     cost the agreement with TensorFlow), each under a temporary name, then renamed; return their paths."""
     saved, tflite = os.path.join(folder, SAVED_MODEL), os.path.join(folder, TFLITE)
-    tmp_saved, tmp_tflite = os.path.join(folder, TEMPORARY + SAVED_MODEL), os.path.join(folder, TEMPORARY + TFLITE)
     inference = Inference(model, image_size)
-    try:
+    with files.atomic(saved) as tmp_saved:
         tf.saved_model.save(inference, tmp_saved, signatures={SIGNATURE: inference.serve.get_concrete_function()})
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp_saved, signature_keys=[SIGNATURE])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        with open(tmp_tflite, "wb") as f:
+        with files.atomic(tflite) as tmp_tflite, open(tmp_tflite, "wb") as f:
             f.write(converter.convert())
-        shutil.rmtree(saved, ignore_errors=True)
-        os.rename(tmp_saved, saved)
-        os.replace(tmp_tflite, tflite)
-    finally:
-        shutil.rmtree(tmp_saved, ignore_errors=True)
-        if os.path.exists(tmp_tflite):
-            os.unlink(tmp_tflite)
+        shutil.rmtree(saved, ignore_errors=True)  # os.replace takes the folder's place only when it is gone
     return saved, tflite
 
 

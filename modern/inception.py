@@ -187,7 +187,6 @@ NETS = {
         # (end point it starts from, pool size, pool stride, 1x1 depth, 2a's largest kernel, 2a's depth)
         "aux": ("Mixed_6e", 5, 3, 128, 5, 768)},
 }
-DEFAULT_WEIGHT_DECAY = 0.00004  # every one of these arg scopes', in slim's convention
 DROPOUT_KEEP_PROB = 0.8
 VARIANCE_SCALING = 2.6 * 0.87962566103423978 ** 2  # slim's sqrt(1.3 * 2 / n) stddev, in Keras's terms
 
@@ -311,4 +310,4 @@ def inception(name, num_classes, input_shape, weight_decay=None, *, version, aux
     if aux_logits and "aux" not in net:
         raise ValueError(f"{name} has no auxiliary logits (inception_v3 only)")
     return inception_net(models.scope(name), net["base"], net["head"], num_classes, input_shape,
-                         DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, net.get("aux"), aux_logits)
+                         weight_decay, net.get("aux"), aux_logits)

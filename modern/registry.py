@@ -27,9 +27,10 @@ def build(name, num_classes, input_shape=None, weight_decay=None, batch_norm_dec
           dropout_keep_prob=None, aux_logits=False, **unknown):
     """Build model ``name``; ``input_shape=None`` means ``(S, S, 3)`` at its default size S.
 
-    ``weight_decay=None`` means the model's own default (1e-4 for the ResNets, in slim's convention:
-    the coefficient of half the sum of squares); ``batch_norm_decay``, when given (0 included), replaces the
-    momentum of every BN layer's moving averages (slim's "decay" is Keras's "momentum"). ``precision`` is a
+    ``weight_decay=None`` means the model's own default (its row's in ``core.models``' table, resolved here once
+    for every builder: 1e-4 for the ResNets, in slim's convention, the coefficient of half the sum of squares);
+    ``batch_norm_decay``, when given (0 included), replaces the momentum of every BN layer's moving averages
+    (slim's "decay" is Keras's "momentum"). ``precision`` is a
     Keras dtype policy (``mixed_bfloat16``, ``mixed_float16``) the layers are built under, except the
     head (``logits``, or the table's ``head``), which every builder keeps in float32; the global policy is left
     as it was. ``dropout_keep_prob``, when given, sets every ``Dropout`` layer's rate to ``1 - keep`` (models
@@ -46,6 +47,7 @@ def build(name, num_classes, input_shape=None, weight_decay=None, batch_norm_dec
         raise ValueError(f"{name} has no auxiliary head (aux_logits=True is inception_v3's)")
     aux = {"aux_logits": True} if aux_logits else {}
     size = spec.input_size
+    weight_decay = spec.weight_decay if weight_decay is None else weight_decay  # 0 is a decay too
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:

@@ -54,7 +54,6 @@ from modern.registry import register_model
 # the last unit of block1..block3 (output stride 32, as in tf_slim).
 UNITS = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3], 200: [3, 24, 36, 3]}
 BASE_DEPTHS = [64, 128, 256, 512]
-DEFAULT_WEIGHT_DECAY = 1e-4
 
 
 def blocks(depth):
@@ -210,18 +209,18 @@ def resnet(name, blocks, unit_fn, num_classes, input_shape, weight_decay, stem, 
 def jianshu_resnet(name, num_classes, input_shape=(224, 224, 3), weight_decay=None, *, depth):
     # the head BN is the article's tf.layers.batch_normalization, with its defaults
     return resnet(name, blocks(depth), jianshu_bottleneck, num_classes, input_shape,
-                  DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, stem="bias_relu",
+                  weight_decay, stem="bias_relu",
                   postnorm=(0.99, 1e-3))
 
 
 @register_model("resnet_v1_50", "resnet_v1_101", "resnet_v1_152", "resnet_v1_200")
 def resnet_v1(name, num_classes, input_shape=(224, 224, 3), weight_decay=None, *, depth):
     return resnet(name, blocks(depth), bottleneck_v1, num_classes, input_shape,
-                  DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, stem="batch_norm", postnorm=None)
+                  weight_decay, stem="batch_norm", postnorm=None)
 
 
 @register_model("resnet_v2_50", "resnet_v2_101", "resnet_v2_152", "resnet_v2_200")
 def resnet_v2(name, num_classes, input_shape=(299, 299, 3), weight_decay=None, *, depth):
     return resnet(name, blocks(depth), bottleneck_v2, num_classes, input_shape,
-                  DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay, stem="bias",
+                  weight_decay, stem="bias",
                   postnorm=(0.997, 1e-5))

@@ -98,6 +98,23 @@ class BasicBlock(layers.Layer):
                 "weight_decay": self.weight_decay}
 
 
+def conv_bn_block(x, filters, kernel, stride, stage, block, identity, weight_decay):
+    """Article 003's ``identity_block`` (``identity=True``) and ``convolutional_block``, with its names."""
+    f1, f2, f3 = filters
+    base = f"res{stage}{block}_branch"
+    bn_base = f"bn{stage}{block}_branch"
+    shortcut = x
+    x = conv(f1, 1, base + "2a", weight_decay, strides=stride, padding="valid")(x)
+    x = layers.ReLU(name=base + "2a" + SEP + "relu")(bn(bn_base + "2a")(x))
+    x = conv(f2, kernel, base + "2b", weight_decay, padding="same")(x)
+    x = layers.ReLU(name=base + "2b" + SEP + "relu")(bn(bn_base + "2b")(x))
+    x = bn(bn_base + "2c")(conv(f3, 1, base + "2c", weight_decay, padding="valid")(x))
+    if not identity:
+        shortcut = bn(bn_base + "1")(conv(f3, 1, base + "1", weight_decay, strides=stride, padding="valid")(shortcut))
+    x = layers.Add(name=f"res{stage}{block}")([x, shortcut])
+    return layers.ReLU(name=f"res{stage}{block}" + SEP + "relu")(x)
+
+
 # --- models -------------------------------------------------------------------------------------------
 
 @keras.saving.register_keras_serializable(package="modern")
@@ -153,23 +170,6 @@ class ResNet18(keras.Model):
                 "name": self.name}
 
 
-def conv_bn_block(x, filters, kernel, stride, stage, block, identity, weight_decay):
-    """Article 003's ``identity_block`` (``identity=True``) and ``convolutional_block``, with its names."""
-    f1, f2, f3 = filters
-    base = f"res{stage}{block}_branch"
-    bn_base = f"bn{stage}{block}_branch"
-    shortcut = x
-    x = conv(f1, 1, base + "2a", weight_decay, strides=stride, padding="valid")(x)
-    x = layers.ReLU(name=base + "2a" + SEP + "relu")(bn(bn_base + "2a")(x))
-    x = conv(f2, kernel, base + "2b", weight_decay, padding="same")(x)
-    x = layers.ReLU(name=base + "2b" + SEP + "relu")(bn(bn_base + "2b")(x))
-    x = bn(bn_base + "2c")(conv(f3, 1, base + "2c", weight_decay, padding="valid")(x))
-    if not identity:
-        shortcut = bn(bn_base + "1")(conv(f3, 1, base + "1", weight_decay, strides=stride, padding="valid")(shortcut))
-    x = layers.Add(name=f"res{stage}{block}")([x, shortcut])
-    return layers.ReLU(name=f"res{stage}{block}" + SEP + "relu")(x)
-
-
 # stage: (filters, blocks, stride of its convolutional block)
 RESNET50_STAGES = {2: ([64, 64, 256], 3, 1), 3: ([128, 128, 512], 4, 2), 4: ([256, 256, 1024], 6, 2),
                    5: ([512, 512, 2048], 3, 2)}
@@ -192,8 +192,8 @@ def resnet50_keras(num_classes, input_shape, weight_decay):
 # --- registered builders ------------------------------------------------------------------------------
 
 def subclassed(model_class, name, num_classes, input_shape, weight_decay):
-    """A subclassed model of the article, built for ``input_shape``; no weight decay unless asked."""
-    model = model_class(num_classes, weight_decay=0.0 if weight_decay is None else weight_decay, name=name)
+    """A subclassed model of the article, built for ``input_shape`` (the table's weight decay, 0)."""
+    model = model_class(num_classes, weight_decay=weight_decay, name=name)
     model.build((None, *input_shape))
     return model
 
@@ -210,4 +210,4 @@ def _resnet18(name, num_classes, input_shape=(32, 32, 3), weight_decay=None):
 
 @register_model("resnet50_keras")
 def _resnet50_keras(name, num_classes, input_shape=(64, 64, 3), weight_decay=None):
-    return resnet50_keras(num_classes, input_shape, 0.0 if weight_decay is None else weight_decay)
+    return resnet50_keras(num_classes, input_shape, weight_decay)

@@ -64,7 +64,6 @@ NETS = {
                               ("conv", "conv5", 1024, 3, 1, "same"), ("pool", "pool5", 2, 2)],
                  "head": (3072, 6, 4096), "inits": (0.0, 0.005, 0.1)},
 }
-DEFAULT_WEIGHT_DECAY = 0.0005  # every one of these arg scopes', in slim's convention
 
 
 # --- layer settings -----------------------------------------------------------------------------------
@@ -106,4 +105,4 @@ def convnet(name, features, head, inits, num_classes, input_shape, weight_decay)
 @register_model(*NETS)
 def slim_convnet(name, num_classes, input_shape, weight_decay=None):
     return convnet(name, **NETS[name], num_classes=num_classes, input_shape=input_shape,
-                   weight_decay=DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay)
+                   weight_decay=weight_decay)

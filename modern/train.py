@@ -33,8 +33,8 @@ What each piece of the legacy loop became:
   ``TF_CONFIG`` describes a cluster (every worker runs train.py; the chief writes the run directory, the others
   a scratch copy; the batch size is the global one), ``MirroredStrategy`` when more than one GPU is visible.
 
-Sections, in the same order as the twin: counters, input, devices, model and loss, checkpoints, the loop,
-prediction.
+Sections, in the same order as the twin: counters, input, devices, model and loss, checkpoints, the loop.
+Prediction and weight I/O are the twin modules ``weights.py``.
 """
 
 import io
@@ -45,15 +45,14 @@ import sys
 import zipfile
 
 import h5py
-import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
 import flowio
 import modern
-from core import checkpoints, models, recipe
+from core import checkpoints, files, models, recipe
 from core.errors import UserError
-from core.run_dir import LOGS, MODERN_BACKUP, MODERN_BEST, MODERN_FINAL, MODERN_LAST, TEMPORARY
+from core.run_dir import LOGS, MODERN_BACKUP, MODERN_BEST, MODERN_FINAL, MODERN_LAST
 from modern import naming, optimizers
 
 # MODERN_LAST (last.keras): the whole model with its optimizer, to continue training or to take elsewhere;
@@ -158,12 +157,13 @@ def is_chief():
 @keras.saving.register_keras_serializable(package="modern")
 class AuxiliaryLoss(keras.layers.Layer):
     """research/slim's train_image_classifier adds the auxiliary head's cross-entropy (``end_points['AuxLogits']``)
-    to the loss at weight 0.4; legacy's ``training_graph`` does the same. Keras would need a second output, a
-    second label and renamed metrics (``Logits__SpatialSqueeze_accuracy``) for it; this layer instead takes
-    ``[logits, aux_logits, labels]``, adds ``0.4 * cross-entropy(labels, aux_logits)`` as a layer loss in training
+    to the loss at a weight (0.4, the model table's ``aux_loss_weight``); legacy's ``training_graph`` does the
+    same. Keras would need a second output, a second label and renamed metrics (``Logits__SpatialSqueeze_accuracy``)
+    for it; this layer instead takes
+    ``[logits, aux_logits, labels]``, adds ``weight * cross-entropy(labels, aux_logits)`` as a layer loss in training
     (so ``fit``'s loss holds it, as the regularization), and passes the main logits through."""
 
-    def __init__(self, weight=0.4, label_smoothing=0.0, **kwargs):
+    def __init__(self, weight, label_smoothing=0.0, **kwargs):
         super().__init__(**kwargs)
         self.weight, self.label_smoothing = weight, label_smoothing
 
@@ -178,13 +178,13 @@ class AuxiliaryLoss(keras.layers.Layer):
         return {**super().get_config(), "weight": self.weight, "label_smoothing": self.label_smoothing}
 
 
-def with_auxiliary_loss(model, label_smoothing=0.0):
+def with_auxiliary_loss(model, weight, label_smoothing=0.0):
     """``model`` (returning ``[logits, aux_logits]``) as a model of ``[images, labels]`` returning the logits, its
-    auxiliary loss added in training; the same name (the checkpoints' scope) and the same layers."""
+    auxiliary loss at ``weight`` added in training; the same name (the checkpoints' scope) and the same layers."""
     labels = keras.Input(shape=(), dtype="int64", name="labels")
     logits, aux_logits = model.outputs
-    out = AuxiliaryLoss(label_smoothing=label_smoothing, name="aux_loss", dtype="float32")([logits, aux_logits,
-                                                                                          labels])
+    out = AuxiliaryLoss(weight, label_smoothing=label_smoothing, name="aux_loss", dtype="float32")(
+        [logits, aux_logits, labels])
     return keras.Model([model.inputs[0], labels], out, name=model.name)
 
 
@@ -220,7 +220,7 @@ def compiled_model(run, decay_steps, steps_per_execution=1):
                          weight_decay=h.weight_decay, batch_norm_decay=h.batch_norm_decay, precision=h.precision,
                          aux_logits=aux)
     if aux:
-        model = with_auxiliary_loss(model, h.label_smoothing)
+        model = with_auxiliary_loss(model, models.spec(run.model).aux_loss_weight, h.label_smoothing)
     optimizer = optimizers.optimizer(h, decay_steps)
     trained = trained_weights(model, h.trainable_scopes)
     optimizer.restrict(trained)
@@ -251,15 +251,6 @@ def trained_weights(model, scopes):
 def recipe_optimizer(model):
     """The run's own optimizer inside ``model`` (under float16 Keras wraps it in a ``LossScaleOptimizer``)."""
     return getattr(model.optimizer, "inner_optimizer", model.optimizer)
-
-
-def model_from(run, values, source, aux_logits=False):
-    """The run's model (inference build, its image size) with every weight assigned by name from ``values``; the
-    auxiliary head's too with ``aux_logits``, else its values are left aside."""
-    model = modern.build(run.model, run.num_classes, input_shape=(run.image_size, run.image_size, 3),
-                         aux_logits=aux_logits)
-    naming.assign(model, values, () if aux_logits else models.aux_scopes(run.model), source=source)
-    return model
 
 
 def initialise(model, run, init_from):
@@ -317,17 +308,12 @@ def continued(model, path, hyper, decay_steps):
 class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):
     """``ModelCheckpoint`` that writes under a temporary name and renames, as Saver does: Keras writes
     ``last.keras`` / ``best.h5`` in place, so a kill or a full disk mid-save left a truncated file that
-    prediction then failed on. The temporary name keeps the suffix, which tells Keras the format."""
+    prediction then failed on. The temporary name (``core.files.atomic``) keeps the suffix, which tells Keras the
+    format."""
 
     def _save_handler(self, filepath):
-        folder, name = os.path.split(filepath)
-        tmp = os.path.join(folder, f"{TEMPORARY}{name}")
-        try:
+        with files.atomic(filepath) as tmp:
             super()._save_handler(tmp)
-            os.replace(tmp, filepath)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
 
 class EpochAlignedBackup(keras.callbacks.BackupAndRestore):
@@ -401,28 +387,6 @@ class PreciseBatchNorm(keras.callbacks.Callback):
             layer.moving_mean.assign(mean / count)
             layer.moving_variance.assign(variance / count)
             layer.momentum = momentum
-
-
-def variable_shapes(run):
-    """``{legacy variable name: shape}`` of the run's model: what a checkpoint must hold (convert_checkpoint's
-    ``--list``)."""
-    model = modern.build(run.model, run.num_classes, input_shape=(run.image_size, run.image_size, 3),
-                         aux_logits=bool(models.aux_scopes(run.model)))
-    return {name: weight.shape.as_list() for name, weight in naming.weight_names(model).items()}
-
-
-def write_weights(run, values, source):
-    """A converted run's checkpoint: ``values`` assigned by name into the model and saved as the run's best.h5.
-    Returns ``(how many weights it holds, resized)``: an auxiliary head's weights are included (fine-tuning
-    trains it), but ``resized``, its layers whose kernel follows the input size (``core.checkpoints.resized_aux``),
-    keep their initial values."""
-    model = modern.build(run.model, run.num_classes, input_shape=(run.image_size, run.image_size, 3),
-                         aux_logits=bool(models.aux_scopes(run.model)))
-    weights = naming.weight_names(model)
-    resized = checkpoints.resized_aux({n: w.shape.as_list() for n, w in weights.items()}, values, run.model)
-    naming.assign(model, values, [s for pair in resized for s in pair], source=source)
-    model.save_weights(run.path(MODERN_BEST))
-    return len(weights), resized
 
 
 def callbacks(run, steps_per_epoch, executed, records_dir):
@@ -505,23 +469,3 @@ def steps_per_execution(save_every, steps_per_epoch):
     least four calls.
     """
     return next(n for n in (8, 4, 2, 1) if save_every % n == 0 and (n == 1 or 4 * n <= steps_per_epoch))
-
-
-# --- prediction (evaluate.py, use_model.py) -------------------------------------------------------------
-
-class Predictor:
-    """``predictor(images float32 [N, S, S, 3]) -> logits [N, C]`` from a run's best (else last) weights."""
-
-    def __init__(self, run):
-        path = next((p for p in (run.path(MODERN_BEST), run.path(MODERN_LAST)) if os.path.exists(p)), None)
-        if path is None:
-            raise UserError(f"{run.folder}: no checkpoint ({MODERN_BEST} or {MODERN_LAST}); train it first")
-        if path.endswith(".h5"):  # by name, every weight checked (an auxiliary head's left aside)
-            self.model = model_from(run, *checkpoints.read(path, models.scope(run.model)))
-        else:
-            size = run.image_size
-            self.model = modern.build(run.model, run.num_classes, input_shape=(size, size, 3))
-            self.model.load_weights(path)
-
-    def __call__(self, images):
-        return np.asarray(self.model(images, training=False))

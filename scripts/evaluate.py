@@ -1,48 +1,13 @@
 """Evaluate a trained run: ``python scripts/evaluate.py [RUN_DIR] [--data DIR] [--json]``.
 
-The article's Evaluation.py, for runs of either half: top-1 accuracy, top-5 when there are at least 5
-classes, accuracy per class and the confusion matrix (printed, and saved as confusion.png in the run
-folder). The metrics are also written into the run's run.json under "evaluation". --data takes flowio
-records (their validation split) or a plain folder of class folders.
+The command is ``cli/evaluate.py``'s (``--help`` says everything); this file runs it from a checkout.
 """
 
-import argparse
-import importlib
-import json
 import os
 import sys
 
-sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository, not scripts/
 
-from core import metrics  # noqa: E402
-from core import run_dir as rd  # noqa: E402
-from core.errors import UserError, run_cli  # noqa: E402
+from cli.evaluate import run  # noqa: E402
 
-
-def parse_args(argv):
-    p = argparse.ArgumentParser(prog="evaluate.py", description=__doc__.split("\n\n", 1)[1].strip())
-    p.add_argument("--data", metavar="DIR",
-                   help="flowio records (validation split) or a folder of class folders (default: the run's records)")
-    p.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a report")
-    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a run folder (default: runs/latest)")
-    return p.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    run = rd.resolve(args.run_dir)
-    data = args.data or run.data
-    if data is None:
-        raise UserError(f"{run.folder} was converted, not trained, so it names no data; give --data")
-    from core.quiet import quiet_tensorflow
-    quiet_tensorflow()
-    import flowio
-    batches = flowio.labelled_batches(data, run.labels, run.image_size, recipe=run.preprocessing)
-    predictor = importlib.import_module(f"{run.impl}.train").Predictor(run)
-    result = metrics.evaluate(run, predictor, batches, data)
-    print(json.dumps(result, indent=2) if args.json else metrics.report(result, run.labels, run.folder))
-    return 0
-
-
-if __name__ == "__main__":
-    run_cli(main)
+run()

@@ -1,40 +1,13 @@
 """Export a trained run for serving: ``python scripts/export.py [RUN_DIR]``.
 
-Writes into the run folder (default runs/latest), from its best weights, whichever half trained it:
-model.tflite, which LiteRT runs without TensorFlow (use_model.py --backend litert; input: decoded RGB uint8
-images of any size, resized and scaled inside), and saved_model/, whose serving_default signature takes
-encoded JPEG / PNG bytes for TF Serving (TensorFlow's decoders ignore EXIF orientation: send upright images).
-train.py exports at the end of every run.
+The command is ``cli/export.py``'s (``--help`` says everything); this file runs it from a checkout.
 """
 
-import argparse
 import os
 import sys
 
-sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository, not scripts/
 
-from core import run_dir as rd  # noqa: E402
-from core.errors import run_cli  # noqa: E402
+from cli.export import run  # noqa: E402
 
-
-def parse_args(argv):
-    p = argparse.ArgumentParser(prog="export.py", description=__doc__.split("\n\n", 1)[1].strip())
-    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a run folder (default: runs/latest)")
-    return p.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    run = rd.resolve(args.run_dir)
-    from core.quiet import quiet_tensorflow
-    quiet_tensorflow()
-    from modern.export import export
-    entry = export(run)
-    size = os.path.getsize(run.path(entry["tflite"]))
-    print(f"export: {run.folder}: {entry['tflite']} ({size / 2**20:.1f} MiB) and {entry['saved_model']}/ from"
-          f" {entry['weights']}")
-    return 0
-
-
-if __name__ == "__main__":
-    run_cli(main)
+run()

@@ -47,7 +47,7 @@ def convert(src, out, *extra):
 
 
 def modern_predictor(run_dir):
-    from modern.train import Predictor
+    from modern.weights import Predictor
     return Predictor(Run.read(run_dir))
 
 
@@ -121,8 +121,8 @@ def test_modern_to_legacy_and_back_is_bit_identical_and_legacy_predicts_the_same
         assert returned[name].dtype == value.dtype and np.array_equal(returned[name], value), name
 
     # legacy restores it (its own Saver, its own graph) and predicts what the modern run predicts
-    from legacy.train import Predictor as LegacyPredictor
-    from modern.train import Predictor as ModernPredictor
+    from legacy.weights import Predictor as LegacyPredictor
+    from modern.weights import Predictor as ModernPredictor
     images = np.random.default_rng(2).uniform(0, 1, (8, 32, 32, 3)).astype(np.float32)
     reference = ModernPredictor(Run.read(source))(images)
     assert reference.std() > 0.1

@@ -8,21 +8,18 @@ becomes class k), ``--use-ema`` (tf_slim's graph restored from the shadows, as r
 ``--rename`` (the same checkpoint saved under ``tower_0/``), ``--list`` (every variable's fate, nothing written).
 """
 
-import sys
 
 import numpy as np
 import pytest
 
+from cli import convert_checkpoint  # its argument parser
 from core import checkpoints
 from core.errors import UserError
 from core.run_dir import Run
-from helpers import REPO, assert_user_error, max_relative_error, random_values, read_run, run_script, set_values
+from helpers import assert_user_error, max_relative_error, random_values, read_run, run_script, set_values
 from legacy.slim_compat import slim, tf, tf1_hashing
 
 NAME = "resnet_v2_50"
-sys.path.insert(0, str(REPO / "scripts"))
-import convert_checkpoint  # noqa: E402  (its argument parser)
-sys.path.pop(0)
 IMAGES = np.random.default_rng(3).uniform(-1, 1, (4, 64, 64, 3)).astype(np.float32)
 pytestmark = pytest.mark.slow  # tf_slim's ResNet-50 three times and a conversion per test: about a minute
 
@@ -73,7 +70,7 @@ def slim_ckpt(tmp_path_factory):
 
 
 def converted_logits(run_dir):
-    from modern.train import Predictor
+    from modern.weights import Predictor
     return Predictor(Run.read(str(run_dir)))(IMAGES)
 
 

@@ -4,7 +4,6 @@ The tiny runs export at the end of training (train.py); these tests compare the 
 TensorFlow one (the half's own graph or Keras model, independently built from the checkpoint) image by image.
 """
 
-import importlib
 import json
 import os
 import shutil
@@ -66,10 +65,11 @@ def test_tflite_logits_equal_the_halfs_own_and_the_saved_models_on_encoded_bytes
     TensorFlow's preprocessing) and vs the SavedModel's signature on the files' bytes (TensorFlow's decoders)."""
     import tensorflow as tf
     import flowio
+    from core import halves
     from core.lite import LitePredictor
     from core.run_dir import Run
     from flowio.images import load_image as load_pixels
-    own = importlib.import_module(f"{impl}.train").Predictor(Run.read(runs[impl]))
+    own = halves.half(impl).Predictor(Run.read(runs[impl]))
     lite = LitePredictor(runs[impl] / "model.tflite")
     serving = tf.saved_model.load(str(runs[impl] / "saved_model")).signatures["serving_default"]
     files = sorted((images / "tiny").rglob("*.png"))[::4] + [images / "odd" / "wide.jpg",

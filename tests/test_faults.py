@@ -127,6 +127,23 @@ def saved_step(impl, run_dir):
     return step or (len(read_run(run_dir)["epochs"]) * STEPS_PER_EPOCH if (run_dir / "last.keras").exists() else 0)
 
 
+def test_a_legacy_checkpoint_the_state_does_not_list_is_removed_when_the_folder_is_reopened(tmp_path):
+    """A Saver killed between its files and its ``checkpoint`` state (or between the state and retiring the
+    previous checkpoint, max_to_keep=1) leaves files no later save deletes: reopening the folder removes them (the
+    kill test above met the second once, a model.ckpt-9.data file beside the run's last checkpoint)."""
+    from legacy.slim_compat import tf
+    from legacy.train import remove_orphans
+    for step in (4, 9, 12):
+        for suffix in ("index", "data-00000-of-00001"):
+            (tmp_path / f"model.ckpt-{step}.{suffix}").write_bytes(b"x")
+    tf.train.update_checkpoint_state(str(tmp_path), "model.ckpt-9", ["model.ckpt-9"])
+    (tmp_path / "model.ckpt-4.index").unlink()  # retired halfway
+    remove_orphans(str(tmp_path), tf.train.get_checkpoint_state(str(tmp_path)))
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint", "model.ckpt-9.data-00000-of-00001", "model.ckpt-9.index"]
+    remove_orphans(str(tmp_path), None)  # no state at all: a first save killed before it
+    assert os.listdir(tmp_path) == ["checkpoint"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("impl", IMPLS)
 def test_training_killed_at_seeded_moments_resumes_each_time_and_ends_as_an_uninterrupted_run(runs, tiny, tmp_path,

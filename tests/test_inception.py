@@ -11,7 +11,6 @@ auxiliary head's kernel, and so its name, follows the size; a 299 checkpoint con
 convert_checkpoint.py does with that layer). All of it but the option checks is outside ``make test-fast``.
 """
 
-import importlib
 import os
 from types import SimpleNamespace
 
@@ -21,7 +20,7 @@ import tf_keras as keras
 
 import legacy
 import modern
-from core import checkpoints, models
+from core import checkpoints, halves, models
 from core.errors import UserError
 from core.run_dir import Run
 from helpers import (CLASSES, IMPLS, INCEPTION_COUNTS, QUIET_TF, aux, max_relative_error, random_value,
@@ -367,5 +366,5 @@ def test_converting_v3_at_another_size_keeps_all_but_the_aux_kernel_that_follows
             sess.run(tf.global_variables_initializer())
             tf.train.Saver(restored).restore(sess, slim_v3_299)
             reference = sess.run(logits)
-    predicted = importlib.import_module(f"{impl}.train").Predictor(Run.read(str(out)))(images)
+    predicted = halves.half(impl).Predictor(Run.read(str(out)))(images)
     assert reference.std() > 0.1 and max_relative_error(predicted, reference) <= 1e-5

@@ -13,14 +13,36 @@ import pytest
 
 from helpers import REPO
 
-PACKAGES = ("core", "flowio", "legacy", "modern", "scripts")
-# docs/DESIGN.md §1: what each package may import of the project (besides itself); arrows only point down
-ALLOWED = {"scripts": {"core", "flowio", "legacy", "modern"}, "legacy": {"core", "flowio"},
-           "modern": {"core", "flowio"}, "flowio": {"core"}, "core": set()}
+PACKAGES = ("core", "flowio", "legacy", "modern", "cli", "scripts", "bench")
+# docs/DESIGN.md §1: what each package may import of the project (besides itself); arrows only point down (bench
+# measures the packages, and reads tests/' comparisons as modules of their own: no package imports bench)
+ALLOWED = {"bench": {"core", "flowio", "legacy", "modern"}, "scripts": {"cli"},
+           "cli": {"core", "flowio", "legacy", "modern"},
+           "legacy": {"core", "flowio"}, "modern": {"core", "flowio"}, "flowio": {"core"}, "core": set()}
 
 
-def imports(package):
-    """Every module name imported by the ``.py`` files of ``package`` (and ``tf.compat.v1`` attribute uses)."""
+LOADER = REPO / "core" / "halves.py"  # the one module that imports a half by name (core.halves.half)
+
+
+def dynamic_import(path, call):
+    """The module an ``importlib.import_module(...)`` call loads: its constant argument, or the constant prefix of
+    a constant + name; core.halves's f-string, any of its HALVES (test_the_halves_are_loaded_only_by_core_halves).
+    Anything else cannot be followed and fails, naming the place."""
+    argument = call.args[0]
+    if isinstance(argument, ast.Constant):
+        return {argument.value}
+    if isinstance(argument, ast.BinOp) and isinstance(argument.left, ast.Constant):
+        return {argument.left.value}
+    if path == LOADER:
+        from core.halves import HALVES
+        return set(HALVES)
+    raise AssertionError(f"{path.relative_to(REPO)}:{call.lineno}: a dynamic import the layout cannot follow;"
+                         " load a half with core.halves.half")
+
+
+def imports(package, loader=False):
+    """Every module name imported by the ``.py`` files of ``package`` (and ``tf.compat.v1`` attribute uses),
+    dynamic imports followed; with ``loader=False`` the halves core.halves loads by name are left out."""
     found = set()
     for path in (REPO / package).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -30,6 +52,9 @@ def imports(package):
                 found.add(node.module or "")
             elif isinstance(node, ast.Attribute) and ast.unparse(node).endswith("compat.v1"):
                 found.add("tensorflow.compat.v1")
+            elif isinstance(node, ast.Call) and ast.unparse(node.func).endswith("import_module"):
+                if loader or path != LOADER:
+                    found |= dynamic_import(path, node)
     return found
 
 
@@ -37,6 +62,38 @@ def imports(package):
 def test_each_package_imports_only_the_packages_below_it(package):
     project = {m.split(".")[0] for m in imports(package)} & set(PACKAGES) - {package}
     assert project <= ALLOWED[package], project - ALLOWED[package]
+
+
+def test_the_halves_are_loaded_only_by_core_halves_and_each_provides_the_protocol():
+    from core import halves
+    assert imports("core", loader=True) - imports("core") == set(halves.HALVES)
+    for package in PACKAGES:  # no script, test or bench imports a half's module by a name made at run time
+        imports(package)
+    imports("tests")
+    for name in halves.HALVES:
+        half = halves.half(name)
+        assert half.name == name and all(callable(getattr(half, n)) for n in halves.PROTOCOL), name
+
+
+COMMANDS = sorted(p.stem for p in (REPO / "cli").glob("*.py") if p.stem != "__init__")
+
+
+def test_each_script_runs_its_command_and_each_command_is_a_package_module():
+    assert sorted(p.stem for p in (REPO / "scripts").glob("*.py")) == COMMANDS
+    for name in COMMANDS:
+        assert f"from cli.{name} import run" in (REPO / "scripts" / f"{name}.py").read_text(), name
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_a_command_parses_its_arguments_before_anything_imports_tensorflow(name):
+    """``main(["--help"])`` answers (argparse exits 0) with TensorFlow not imported: nothing a command imports at
+    its top loads it, so a flag can still choose how TensorFlow starts."""
+    code = (f"import sys\nfrom cli import {name}\ntry:\n    {name}.main(['--help'])\nexcept SystemExit as e:\n"
+            "    assert e.code in (0, None), e.code\nprint(sorted(m for m in ('tensorflow', 'tf_keras', 'keras')"
+            " if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_the_halves_are_independent_and_each_in_its_own_idiom():
@@ -91,7 +148,28 @@ def twins():
 
 def test_the_twin_files_are_the_expected_pairs():
     assert twins() == ["__init__.py", "cnn.py", "densenet.py", "freeze.py", "harness.py", "inception.py",
-                       "optimizers.py", "registry.py", "resnet.py", "resnets_keras.py", "slim_convnets.py", "train.py"]
+                       "optimizers.py", "registry.py", "resnet.py", "resnets_keras.py", "slim_convnets.py", "train.py",
+                       "weights.py"]
+
+
+def top_level_sections(text):
+    """``{name: the section header above it}`` for the functions, classes and constants a module defines."""
+    headers = [(text[:m.start()].count("\n") + 1, re.sub(r" \(.*\)$", "", m.group(1))) for m in SECTION.finditer(text)]
+    found = {}
+    for node in ast.parse(text).body:
+        names = ([node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else
+                 [t.id for t in node.targets if isinstance(t, ast.Name)] if isinstance(node, ast.Assign) else [])
+        section = next((title for line, title in reversed(headers) if line < node.lineno), None)
+        found.update(dict.fromkeys(names, section))
+    return found
+
+
+@pytest.mark.parametrize("name", twins())
+def test_a_name_defined_in_both_twins_sits_under_the_same_section(name):
+    legacy_names, modern_names = (top_level_sections((REPO / half / name).read_text()) for half in ("legacy", "modern"))
+    differ = {n: (legacy_names[n], modern_names[n]) for n in legacy_names.keys() & modern_names.keys()
+              if legacy_names[n] != modern_names[n]}
+    assert not differ, differ
 
 
 @pytest.mark.parametrize("name", twins())

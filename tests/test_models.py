@@ -124,3 +124,37 @@ def test_bn_decay_zero_makes_the_moving_statistics_the_batchs_in_modern():
     model.train_on_batch(images, labels)
     moving = {layer.name: (layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in norms}
     assert_moving_statistics_are_the_batchs(moving, inputs)
+
+
+def test_each_rows_weight_decay_is_its_sources_and_both_halves_build_its_penalty():
+    """The table's defaults (core.models WEIGHT_DECAY) against tf_slim's own arg scopes' (read from their
+    signatures) and the articles' numbers; and ``build`` resolves them once for either half: the regularization
+    of a model built without ``weight_decay`` is the one built with the table's value, and 0 is honoured."""
+    import inspect
+
+    import tensorflow as tf2
+    from tf_slim.nets import inception_v3, resnet_utils, vgg
+
+    def arg_scope_default(fn):
+        return inspect.signature(fn).parameters["weight_decay"].default
+
+    expected = {"resnet": arg_scope_default(resnet_utils.resnet_arg_scope),
+                "slim_convnets": arg_scope_default(vgg.vgg_arg_scope),
+                "inception": arg_scope_default(inception_v3.inception_v3_arg_scope),
+                "densenet": 2 * 1e-4,  # article 001's keras l2(1e-4), in slim's terms (half the sum of squares)
+                "cnn": 0.0, "resnets_keras": 0.0}  # the other articles' nets and Keras ResNets: none
+    assert expected == {"resnet": 1e-4, "slim_convnets": 5e-4, "inception": 4e-5, "densenet": 2e-4, "cnn": 0.0,
+                        "resnets_keras": 0.0}
+    for name in models.list_models():
+        assert models.spec(name).weight_decay == expected[models.spec(name).family], name
+    import modern
+
+    def penalty(**kwargs):  # of the same initial weights
+        model = modern.build("resnet_v1_50", 3, input_shape=(32, 32, 3), **kwargs)
+        return float(tf2.add_n(model.losses))
+    tf2.keras.utils.set_random_seed(0)
+    default = penalty()
+    tf2.keras.utils.set_random_seed(0)
+    assert default == penalty(weight_decay=1e-4) > 0
+    tf2.keras.utils.set_random_seed(0)
+    assert penalty(weight_decay=0.0) == 0.0

@@ -172,7 +172,7 @@ def test_a_converted_slim_net_predicts_as_tf_slim_did_on_its_recipes_pixels(phot
         got = [[int(p["class"]) for p in r["predictions"]] for r in results]
         assert got == top5.tolist(), backend
     run = Run.read(str(out))
-    from modern.train import Predictor  # use_model's TensorFlow path: the half's Predictor on flowio's pixels
+    from modern.weights import Predictor  # use_model's TensorFlow path: the half's Predictor on flowio's pixels
     pixels = np.stack([flowio.preprocess(image, SIZE, recipe).numpy() for image in images])
     assert max_relative_error(Predictor(run)(pixels), reference) <= 1e-4
     for image, expected in zip(images, reference):  # LiteRT: one image size per batch

@@ -96,7 +96,7 @@ def test_a_checkpoint_tf_slim_wrote_gives_the_same_logits_in_the_modern_model(na
 def test_convert_checkpoint_py_turns_tf_slims_alexnet_v2_checkpoint_into_a_run_with_its_logits(tmp_path):
     """The whole command line for one of these nets (the others convert in process above): the model and the
     classes read from the checkpoint, the slots and step skipped, vgg's preprocessing recorded."""
-    from modern.train import Predictor
+    from modern.weights import Predictor
     images = np.random.default_rng(1).uniform(-1, 1, (2, 224, 224, 3)).astype(np.float32)
     reference = slim_checkpoint("alexnet_v2", images, str(tmp_path / "model.ckpt"))
     proc = run_script("convert_checkpoint.py", tmp_path / "model.ckpt", "--out", tmp_path / "run")

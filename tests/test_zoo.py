@@ -7,7 +7,6 @@ with the arithmetic beside them — never what either half reports.
 
 import json
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -185,11 +184,7 @@ def test_the_readmes_model_table_is_the_script_s_with_the_hand_counted_parameter
             **{(n, classes): total for n, pair in INCEPTION_COUNTS.items()
                for classes, total in zip((1001, 10), pair)}}
     assert sorted({n for n, _ in hand}) == sorted(modern.list_models())
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import model_table
-    finally:
-        sys.path.pop(0)
+    from cli import model_table
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     current = readme.split(model_table.BEGIN, 1)[1].split(model_table.END, 1)[0].strip()
     assert current == model_table.table(count=lambda name, classes: hand[name, classes])

@@ -1,0 +1,36 @@
+"""The halves, and what the scripts need of each: the half protocol (docs/DESIGN.md §1).
+
+A half is a package (``legacy``, ``modern``) that provides these names, each in the module ``PROTOCOL`` says
+(``""``: the package itself); a new half joins by writing them and adding its package to ``HALVES``:
+
+* ``build(name, ...)``, ``list_models()``: the model registry (the half's own input and output conventions);
+* ``train.train(run, records_dir, progress=True, init_from=None)``: train the ``core.run_dir.Run`` in its folder
+  from flowio's records, or resume it at the exact batch; ``init_from`` (``{"checkpoint", "exclude_scopes"}``)
+  fine-tunes from a checkpoint of any half or tf_slim's;
+* ``train.is_chief()``: whether this process writes the run (False on the other workers of a cluster); a half
+  that does not train on several machines refuses ``TF_CONFIG`` here with a ``UserError``;
+* ``weights.Predictor(run)``: a callable, float32 images ``[N, S, S, 3]`` preprocessed as the run records ->
+  logits ``[N, classes]``, from the run's best (else last) checkpoint;
+* ``weights.variable_shapes(run)``: ``{TF1 name: shape}`` of the run's model, its auxiliary head included;
+* ``weights.write_weights(run, values, source)``: the run's best checkpoint from ``{TF1 name: array}``;
+  returns ``(how many variables it holds, [(checkpoint layer, model layer)] left initialised)``.
+
+``half(impl)`` gathers them. It imports the half (and TensorFlow with it) only when called: importing core
+imports no TensorFlow, and ``tests/test_layout.py`` takes ``HALVES`` as the packages this module loads.
+"""
+
+import importlib
+from types import SimpleNamespace
+
+HALVES = ("legacy", "modern")
+# protocol name -> the half's module holding it
+PROTOCOL = {"build": "", "list_models": "", "train": "train", "is_chief": "train", "Predictor": "weights",
+            "variable_shapes": "weights", "write_weights": "weights"}
+
+
+def half(impl):
+    """The half ``impl`` (one of HALVES) as a namespace of its protocol's names (and ``name``)."""
+    if impl not in HALVES:
+        raise ValueError(f"unknown half {impl!r}: one of {', '.join(HALVES)}")
+    modules = {m: importlib.import_module(f"{impl}.{m}" if m else impl) for m in set(PROTOCOL.values())}
+    return SimpleNamespace(name=impl, **{n: getattr(modules[m], n) for n, m in PROTOCOL.items()})
