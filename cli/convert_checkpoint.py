@@ -19,11 +19,10 @@ training-only (predictions and exports never use it) and no kernel of one size c
 
 import argparse
 import os
-from types import SimpleNamespace
 from functools import partial
+from types import SimpleNamespace
 
-from core import checkpoints, files, halves
-from core import models
+from core import checkpoints, files, halves, models
 from core import run_dir as rd
 from core.errors import UserError, run_cli
 from core.run_dir import IMPLS
@@ -91,27 +90,15 @@ def read_labels(path):
 
 def which_model(args, values, source_run, half):
     """The registered model SRC holds: --model, SRC's run.json, or the one model whose scope the checkpoint has."""
-    model = args.model or source_run.model
+    model = args.model or source_run.model or checkpoints.identify(values, half.list_models())
     if model is None:
-        known = [m for m in half.list_models() if models.scope(m) in checkpoints.models_in(values)]
-        if len(known) != 1:
-            raise UserError(f"{args.src}: cannot tell the model (scopes: {', '.join(checkpoints.models_in(values))});"
-                            " give --model")
-        model = known[0]
+        raise UserError(f"{args.src}: cannot tell the model (scopes: {', '.join(checkpoints.models_in(values))});"
+                        " give --model")
     if model not in half.list_models():
         raise UserError(f"--model {model}: not a registered model (see train.py --list-models)")
     if source_run.model not in (None, model):
         raise UserError(f"{args.src} holds a {source_run.model} run, not {model}")
     return model
-
-
-def default_labels(num_classes, given):
-    """``given`` names, else 0..N-1; research/slim's 1001 classes have ``background`` first (so 1,000 names, or
-    0..999, follow it)."""
-    background = num_classes == 1001
-    if given is None:
-        return ["background"] * background + [str(i) for i in range(num_classes - background)]
-    return ["background"] * (background and len(given) == 1000) + given
 
 
 def describe(args, values, source_run, model):
@@ -121,7 +108,7 @@ def describe(args, values, source_run, model):
     num_classes = args.num_classes or source_run.num_classes or (head.shape[-1] if head is not None else None)
     if not num_classes:
         raise UserError(f"{args.src}: cannot tell the number of classes; give --num-classes")
-    labels = default_labels(num_classes, read_labels(args.labels) if args.labels else source_run.labels)
+    labels = checkpoints.class_names(num_classes, read_labels(args.labels) if args.labels else source_run.labels)
     if len(labels) != num_classes:
         raise UserError(f"{len(labels)} labels for a model of {num_classes} classes; give --labels with"
                         f" {num_classes} names")
@@ -139,30 +126,10 @@ def describe(args, values, source_run, model):
     return labels, size, preprocessing
 
 
-def prepared(args, values, model):
-    """``(values, shadows)``: the checkpoint after --use-ema and --drop-background-class; ``shadows`` names the
-    variables whose moving average was taken."""
-    shadows = set()
-    if args.use_ema:
-        shadows = {n[:-len(checkpoints.EMA)] for n in values if n.endswith(checkpoints.EMA)}
-        values, _ = checkpoints.averaged(values)
-    if args.labels_offset:
-        values = checkpoints.without_background(values, models.heads(model))
-    return values, shadows
-
-
 def list_fates(raw, values, shadows, run, to):
     """``--list``: one line per variable (name, shape, fate), then how many of each fate."""
     from collections import Counter
-    wanted = halves.half(to).variable_shapes(run)
-    listed = {**{n: v for n, v in raw.items() if n.endswith(checkpoints.EMA)}, **values}  # shadows listed as such
-    rows = checkpoints.fates(wanted, listed, models.scope(run.model), shadows)
-    scope = models.scope(run.model)
-    for theirs, ours in checkpoints.resized_aux(wanted, values, run.model):
-        fate = {f"{scope}/{theirs}/": f"left out (at {run.image_size} the layer is {ours})",
-                f"{scope}/{ours}/": "initialised (its kernel follows the image size)"}
-        rows = [(name, shape, next((f for prefix, f in fate.items() if name.startswith(prefix)), old))
-                for name, shape, old in rows]
+    rows = checkpoints.listing(halves.half(to).variable_shapes(run), raw, values, shadows, run.model, run.image_size)
     width = max(len(name) for name, _, _ in rows)
     for name, shape, fate in rows:
         print(f"{name:<{width}}  {str(shape):<22}  {fate}")
@@ -186,7 +153,7 @@ def main(argv=None):
     source_run = source_run or SimpleNamespace(model=None, num_classes=None, labels=None, image_size=None,
                                                preprocessing=None)
     model = which_model(args, raw, source_run, halves.half(to))
-    values, shadows = prepared(args, raw, model)
+    values, shadows = checkpoints.prepared(raw, models.heads(model), args.use_ema, args.labels_offset)
     labels, size, preprocessing = describe(args, values, source_run, model)
     options = {"rename": [f"{a}={b}" for a, b in args.rename], "use_ema": args.use_ema,
                "labels_offset": args.labels_offset}
@@ -209,8 +176,8 @@ def main(argv=None):
     return 0
 
 
-run = partial(run_cli, main)  # the command: scripts/<name>.py, python -m cli.<name>, the console entry point
+command = partial(run_cli, main)  # the command: scripts/<name>.py, python -m cli.<name>, the console entry point
 
 
 if __name__ == "__main__":
-    run()
+    command()

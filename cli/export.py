@@ -34,8 +34,8 @@ def main(argv=None):
     return 0
 
 
-run = partial(run_cli, main)  # the command: scripts/<name>.py, python -m cli.<name>, the console entry point
+command = partial(run_cli, main)  # the command: scripts/<name>.py, python -m cli.<name>, the console entry point
 
 
 if __name__ == "__main__":
-    run()
+    command()

@@ -42,8 +42,8 @@ def main(argv=None):
           f" {len(m['skipped'])} skipped (reasons in {os.path.join(args.out, 'manifest.json')})")
 
 
-run = partial(run_cli, main)  # the command: scripts/<name>.py, python -m cli.<name>, the console entry point
+command = partial(run_cli, main)  # the command: scripts/<name>.py, python -m cli.<name>, the console entry point
 
 
 if __name__ == "__main__":
-    run()
+    command()

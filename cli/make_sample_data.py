@@ -49,8 +49,8 @@ def main(argv=None):
           + (f", {args.holdout} held out -> {args.holdout_dir}/" if args.holdout else ""))
 
 
-run = partial(run_cli, main)  # the command: scripts/<name>.py, python -m cli.<name>, the console entry point
+command = partial(run_cli, main)  # the command: scripts/<name>.py, python -m cli.<name>, the console entry point
 
 
 if __name__ == "__main__":
-    run()
+    command()

@@ -7,8 +7,6 @@ interrupted run from its last checkpoint, or continues a complete one when --epo
 
 import argparse
 import os
-import shutil
-import tempfile
 from functools import partial
 
 from core import halves, models, recipe
@@ -57,6 +55,12 @@ def parse_args(argv):
                    " a resumed run keeps its own precision")
     p.add_argument("--save-every", type=int, default=DEFAULTS.save_every, metavar="STEPS",
                    help="also checkpoint every STEPS steps inside an epoch, so a killed run loses little")
+    run_arguments(p)
+    return p.parse_args(argv)
+
+
+def run_arguments(p):
+    """Where the run goes, where it starts from, and what happens to a run already there."""
     p.add_argument("--init-from", metavar="CKPT",
                    help="fine-tune: start from this checkpoint's weights (a run directory of either half, a TF1"
                    " or tf_slim checkpoint prefix or folder, or a modern .h5 weights file), matched by name")
@@ -73,7 +77,6 @@ def parse_args(argv):
     p.add_argument("--fresh", action="store_true", help="delete the run in --run-dir and start over")
     p.add_argument("--list-models", action="store_true", help="print the registered models and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar, one line per epoch")
-    return p.parse_args(argv)
 
 
 def list_models():
@@ -158,23 +161,11 @@ def main(argv=None):
         import tensorflow as tf
         if not tf.config.list_physical_devices("GPU"):
             raise UserError("--precision mixed_float16 needs a GPU and there is none; on a CPU use mixed_bfloat16")
-    manifest = flowio.read_manifest(args.data)
-    if flowio.steps_per_epoch(args.data, "train", args.batch_size, drop_remainder=True) < 1:
-        raise UserError(f"--batch-size {args.batch_size}: larger than the {manifest['num_examples']['train']}"
-                        " training images")
-    if manifest["num_examples"]["validation"] == 0:
-        raise UserError(f"{args.data}: no validation images; rerun flowio.py with --val-fraction above 0")
+    manifest = flowio.trainable_manifest(args.data, args.batch_size)
 
     folder = args.run_dir or rd.default_run_dir(args.impl, args.model)
-    scratch = None
-    if not chief:
-        folder = args.worker_dir or tempfile.mkdtemp(prefix="train-worker-")
-        scratch = None if args.worker_dir else folder
-    try:
+    with rd.writer_folder(folder, chief, args.worker_dir) as folder:
         return train(args, half, new_run(args, folder, manifest["classes"]), chief, init_from)
-    finally:
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def train(args, half, new, chief, init_from):
@@ -199,8 +190,8 @@ def train(args, half, new, chief, init_from):
     return 0
 
 
-run = partial(run_cli, main)  # the command: scripts/<name>.py, python -m cli.<name>, the console entry point
+command = partial(run_cli, main)  # the command: scripts/<name>.py, python -m cli.<name>, the console entry point
 
 
 if __name__ == "__main__":
-    run()
+    command()

@@ -96,6 +96,39 @@ def backend(args, run):
             lambda path: flowio.preprocess(load_image(path), run.image_size, run.preprocessing).numpy())
 
 
+def predictions(paths, load, predict, labels, k, echo):
+    """``(results, errors)``: the top ``k`` of each image of ``paths``, predicted in batches of up to ``BATCH``
+    images of one size; a file that does not load is an error line and the rest go on; ``echo`` prints each
+    answer as a TSV line as soon as its batch is done."""
+    results, errors, pending = [], [], []  # pending: (path, image) of the next batch
+
+    def flush():
+        if not pending:
+            return
+        for (path, _), p in zip(pending, predict(np.stack([image for _, image in pending]))):
+            best = metrics.top_k(p, labels, k)
+            results.append({"path": path, "predictions": [{"class": c, "probability": q} for c, q in best]})
+            if echo:
+                for c, q in best:
+                    print(f"{path}\t{c}\t{q:.6f}")
+        pending.clear()
+
+    for path in paths:
+        try:
+            image = load(path)
+        except UserError as err:
+            errors.append(str(err))
+            print(f"use_model.py: error: {err}", file=sys.stderr)
+            continue
+        if pending and image.shape != pending[0][1].shape:  # litert: a batch holds one size
+            flush()
+        pending.append((path, image))
+        if len(pending) == BATCH:
+            flush()
+    flush()
+    return results, errors
+
+
 def main(argv=None):
     args = parse_args(argv)
     run = rd.resolve(args.run_dir)
@@ -107,44 +140,15 @@ def main(argv=None):
         check_tsv(paths, run.labels)
     name, predict, load = backend(args, run)
 
-    results, errors = [], []
-    pending_paths, pending_images = [], []
-
-    def flush():
-        if not pending_paths:
-            return
-        probabilities = predict(np.stack(pending_images))
-        for path, p in zip(pending_paths, probabilities):
-            best = metrics.top_k(p, run.labels, k)
-            results.append({"path": path, "predictions": [{"class": c, "probability": q} for c, q in best]})
-            if not args.json:
-                for c, q in best:
-                    print(f"{path}\t{c}\t{q:.6f}")
-        pending_paths.clear()
-        pending_images.clear()
-
-    for path in paths:
-        try:
-            image = load(path)
-        except UserError as err:
-            errors.append(str(err))
-            print(f"use_model.py: error: {err}", file=sys.stderr)
-            continue
-        if pending_images and image.shape != pending_images[0].shape:  # litert: a batch holds one size
-            flush()
-        pending_images.append(image)
-        pending_paths.append(path)
-        if len(pending_paths) == BATCH:
-            flush()
-    flush()
+    results, errors = predictions(paths, load, predict, run.labels, k, echo=not args.json)
     if args.json:
         print(json.dumps({"run_dir": run.folder, "backend": name, "results": results, "errors": errors}, indent=2,
                          ensure_ascii=False))
     return 2 if errors else 0
 
 
-run = partial(run_cli, main)  # the command: scripts/<name>.py, python -m cli.<name>, the console entry point
+command = partial(run_cli, main)  # the command: scripts/<name>.py, python -m cli.<name>, the console entry point
 
 
 if __name__ == "__main__":
-    run()
+    command()

@@ -13,7 +13,7 @@ So checkpoints map by name, never by order. What can be read (``read``):
 * a TF1 name-based checkpoint: a Saver prefix (``.../model.ckpt-120``) or the folder holding one — a legacy
   run's, or one written by ``tf_slim.nets`` itself;
 * a modern weights file in Keras's HDF5 format (``best.h5``), which keys each weight by its layer's name;
-* a run directory of either half (its best checkpoint, else its last).
+* a run directory of any half: its half's ``weights.read_weights`` (the best checkpoint, else the last).
 
 Both halves' ``--init-from`` and ``scripts/convert_checkpoint.py`` go through ``read`` and ``select``, so the
 rules (and the errors listing missing, unexpected and mis-shaped variables) are the same everywhere.
@@ -22,9 +22,9 @@ rules (and the errors listing missing, unexpected and mis-shaped variables) are 
 import os
 import re
 
-from core import models
+from core import halves, models
 from core.errors import UserError
-from core.run_dir import LEGACY_BEST, LEGACY_LAST, MODERN_BEST, Run
+from core.run_dir import Run
 
 SEP = "__"
 TO_KERAS = {"weights": "kernel", "biases": "bias", "gamma": "gamma", "beta": "beta",
@@ -81,7 +81,8 @@ def check_complete(prefix, hint):
         raise UserError(f"{prefix}: checkpoint is incomplete (missing {', '.join(missing)}); {hint}")
 
 
-def _read_tf1(prefix):
+def read_tf1(prefix):
+    """``{name: array}`` of the TF1 checkpoint (Saver or ``tf.train.Checkpoint``) at ``prefix``."""
     import tensorflow as tf
     check_complete(prefix, "give a complete checkpoint")
     try:
@@ -91,7 +92,8 @@ def _read_tf1(prefix):
     return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()}
 
 
-def _read_h5(path, model_name):
+def read_h5(path, model_name):
+    """``{legacy name: array}`` of a Keras HDF5 weights file (keyed by layer name) of the model ``model_name``."""
     import h5py
     with h5py.File(path, "r") as f:
         if "layer_names" not in f.attrs:
@@ -126,24 +128,16 @@ def read(src, model_name=None):
     if not exists(src):
         raise UserError(f"{src}: no such checkpoint, run directory or file")
     run = Run.read(src) if os.path.isdir(src) else None
-    if run is not None:
-        if run.impl == "modern":
-            path = run.path(MODERN_BEST)
-            if not os.path.exists(path):
-                raise UserError(f"{src}: this modern run has no {MODERN_BEST} yet; train it for an epoch first")
-            return _read_h5(path, models.scope(run.model)), f"modern run {src}"
-        prefix = next(filter(None, (_tf1_prefix(run.path(d)) for d in (LEGACY_BEST, LEGACY_LAST))), None)
-        if prefix is None:
-            raise UserError(f"{src}: this legacy run has no checkpoint yet; train it first")
-        return _read_tf1(prefix), f"legacy run {src}"
+    if run is not None:  # its half knows its files
+        return halves.half(run.impl).read_weights(run), f"{run.impl} run {src}"
     if src.endswith(".h5"):
         if model_name is None:
             raise UserError(f"{src}: a bare weights file does not say its model; give --model")
-        return _read_h5(src, model_name), f"Keras weights {src}"
+        return read_h5(src, model_name), f"Keras weights {src}"
     prefix = _tf1_prefix(src) if os.path.isdir(src) else src
     if prefix is None:
         raise UserError(f"{src}: no run.json and no TF1 checkpoint in this folder")
-    return _read_tf1(prefix), f"TF1 checkpoint {prefix}"
+    return read_tf1(prefix), f"TF1 checkpoint {prefix}"
 
 
 def models_in(values):
@@ -227,6 +221,33 @@ def without_background(values, heads):
     return out
 
 
+def prepared(values, heads, use_ema=False, labels_offset=0):
+    """``(values, shadows)``: ``values`` after ``--use-ema`` (``averaged``) and ``--drop-background-class``
+    (``without_background`` of the model's ``heads``); ``shadows`` names the variables whose average was taken."""
+    shadows = set()
+    if use_ema:
+        shadows = {n[:-len(EMA)] for n in values if n.endswith(EMA)}
+        values, _ = averaged(values)
+    if labels_offset:
+        values = without_background(values, heads)
+    return values, shadows
+
+
+def identify(values, candidates):
+    """The one model among ``candidates`` whose top-level scope ``values`` holds, or None when not exactly one."""
+    found = [m for m in candidates if models.scope(m) in models_in(values)]
+    return found[0] if len(found) == 1 else None
+
+
+def class_names(num_classes, given=None):
+    """``given`` names, else 0..N-1; research/slim's 1001 classes have ``background`` first (so 1,000 names, or
+    0..999, follow it)."""
+    background = num_classes == 1001
+    if given is None:
+        return ["background"] * background + [str(i) for i in range(num_classes - background)]
+    return ["background"] * (background and len(given) == 1000) + list(given)
+
+
 def resized_aux(wanted, values, model):
     """``[(the checkpoint's layer, the model's layer)]``: the layers of ``model``'s auxiliary head whose kernel,
     and so whose name, follows the input size and differs between the checkpoint (``values``) and the model
@@ -272,4 +293,18 @@ def fates(wanted, values, model_name, averaged_names=()):
         else:
             fate = "matched"
         rows.append((name, shape, fate))
+    return rows
+
+
+def listing(wanted, raw, values, shadows, model, image_size):
+    """``fates`` of the checkpoint as read (``raw``, its shadows listed as such) and as prepared (``values``),
+    with inception_v3's size-dependent auxiliary kernel (``resized_aux``) said left out / initialised."""
+    listed = {**{n: v for n, v in raw.items() if n.endswith(EMA)}, **values}
+    rows = fates(wanted, listed, models.scope(model), shadows)
+    scope = models.scope(model)
+    for theirs, ours in resized_aux(wanted, values, model):
+        fate = {f"{scope}/{theirs}/": f"left out (at {image_size} the layer is {ours})",
+                f"{scope}/{ours}/": "initialised (its kernel follows the image size)"}
+        rows = [(name, shape, next((f for prefix, f in fate.items() if name.startswith(prefix)), old))
+                for name, shape, old in rows]
     return rows

@@ -13,7 +13,10 @@ A half is a package (``legacy``, ``modern``) that provides these names, each in 
   logits ``[N, classes]``, from the run's best (else last) checkpoint;
 * ``weights.variable_shapes(run)``: ``{TF1 name: shape}`` of the run's model, its auxiliary head included;
 * ``weights.write_weights(run, values, source)``: the run's best checkpoint from ``{TF1 name: array}``;
-  returns ``(how many variables it holds, [(checkpoint layer, model layer)] left initialised)``.
+  returns ``(how many variables it holds, [(checkpoint layer, model layer)] left initialised)``;
+* ``weights.read_weights(run)``: ``{TF1 name: array}`` of the run's best (else last) checkpoint, in whatever files
+  the half writes; ``core.checkpoints.read`` of a run directory calls it, so ``--init-from`` and
+  ``convert_checkpoint.py`` take runs of every half.
 
 ``half(impl)`` gathers them. It imports the half (and TensorFlow with it) only when called: importing core
 imports no TensorFlow, and ``tests/test_layout.py`` takes ``HALVES`` as the packages this module loads.
@@ -25,7 +28,7 @@ from types import SimpleNamespace
 HALVES = ("legacy", "modern")
 # protocol name -> the half's module holding it
 PROTOCOL = {"build": "", "list_models": "", "train": "train", "is_chief": "train", "Predictor": "weights",
-            "variable_shapes": "weights", "write_weights": "weights"}
+            "variable_shapes": "weights", "write_weights": "weights", "read_weights": "weights"}
 
 
 def half(impl):

@@ -30,12 +30,15 @@ once, here:
   fail on their names without a ``--preprocessing_name``). The project's own ``default`` for the rest;
 * ``checkpoint_classes``: the classes of research/slim's published checkpoints of it (1001 for inception and
   resnet_v2: ImageNet's 1000 after a background class; 1000 for vgg and resnet_v1), for the README's counts;
-* ``dropout``: whether it has dropout layers, whose keep probability ``build(..., dropout_keep_prob=)`` sets
-  (comparisons in training mode switch it off in both halves).
+* ``weight_decay``, ``dropout_keep_prob``, ``aux_loss_weight``: the model's defaults (tf_slim's arg scopes' and
+  nets' own), resolved once by each half's ``build`` when not given; ``dropout_keep_prob`` is None where there is
+  no dropout the option sets (``build(..., dropout_keep_prob=1.0)`` switches it off: comparisons in training mode
+  do so in both halves; the articles' CNNs keep their own fixed dropout).
 
-A half registers a builder with ``@registry.register_model(name, ...)``, one name or several (a family's
-builder serves each of its models); a name not in the table, or registered twice, raises. The builders'
-signatures stay each half's own (``legacy/registry.py``, ``modern/registry.py``).
+Registration has one style: each family module of a half has a table of its nets (``NETS``, name -> function)
+and one family builder registered over it, ``@registry.register_model(*NETS)`` (or over the table's names with
+the settings that tell them apart, for the ResNets and DenseNets); a name not in the table, or registered twice,
+raises. The builders' signatures stay each half's own (``legacy/registry.py``, ``modern/registry.py``).
 """
 
 from dataclasses import dataclass, field
@@ -54,7 +57,7 @@ class ModelSpec:
     max_size: int | None = None
     bn_decay: bool = True
     scope: str | None = None
-    dropout: bool = False
+    dropout_keep_prob: float | None = None
     aux_head: str | None = None
     preprocessing: str = "default"
     checkpoint_classes: int | None = None
@@ -70,9 +73,11 @@ WEIGHT_DECAY = {"resnet": 1e-4, "densenet": 2e-4, "slim_convnets": 5e-4, "incept
                 "resnets_keras": 0.0}
 # research/slim's train_image_classifier weighs inception_v3's auxiliary logits' loss by 0.4
 AUX_LOSS_WEIGHT = 0.4
+# the keep probability of tf_slim's dropout: vgg / alexnet_v2 / overfeat after fc6 and fc7, inception before its head
+SLIM_CONVNET_KEEP, INCEPTION_KEEP = 0.5, 0.8
 
 
-# flowio.reader's preprocessing recipes (what each does is said there)
+# the preprocessing recipes, one module of flowio.recipes each (what each does is said there)
 RECIPES = ("default", "inception", "vgg")
 
 JIANSHU = "002: the Jianshu pipeline's ResNet (zero-padding shortcuts)"
@@ -93,7 +98,7 @@ def _spec(name, family, input_size, min_size, source, preprocessing="default", c
 def _slim_convnet(name, input_size, min_size, max_size, source):
     """tf_slim's nets without BN whose fully-connected layers are VALID convolutions (a fixed range of sizes)."""
     return ModelSpec(name, "slim_convnets", input_size, min_size, source, head="fc8", max_size=max_size,
-                     bn_decay=False, dropout=True, preprocessing="vgg", checkpoint_classes=1000,
+                     bn_decay=False, dropout_keep_prob=SLIM_CONVNET_KEEP, preprocessing="vgg", checkpoint_classes=1000,
                      weight_decay=WEIGHT_DECAY["slim_convnets"])
 
 
@@ -102,7 +107,7 @@ def _inception(version, input_size, min_size, max_size, head):
     fix BN's decay; v3 has an auxiliary head; the largest size is where the last pool still leaves 1x1."""
     return ModelSpec(f"inception_v{version}", "inception", input_size, min_size, SLIM_INCEPTION.format(version),
                      MappingProxyType({"version": version}), head=head, max_size=max_size,
-                     bn_decay=version == 3, scope=f"InceptionV{version}", dropout=True,
+                     bn_decay=version == 3, scope=f"InceptionV{version}", dropout_keep_prob=INCEPTION_KEEP,
                      aux_head="AuxLogits/Conv2d_2b_1x1" if version == 3 else None, preprocessing="inception",
                      checkpoint_classes=1001, weight_decay=WEIGHT_DECAY["inception"],
                      aux_loss_weight=AUX_LOSS_WEIGHT if version == 3 else None)
@@ -201,7 +206,7 @@ def check_options(name, batch_norm_decay, dropout_keep_prob=None):
     if batch_norm_decay is not None and not row.bn_decay:
         raise ValueError(f"{name} has no batch norm to apply a decay to" if row.family != "inception" else
                          f"{name}'s arg scope fixes its batch norm decay at 0.9997")
-    if dropout_keep_prob is not None and not row.dropout:
+    if dropout_keep_prob is not None and row.dropout_keep_prob is None:
         raise ValueError(f"{name} has no dropout to apply a keep probability to")
 
 

@@ -12,11 +12,14 @@ import dataclasses
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import files, recipe
 from core.errors import UserError
+from core.files import TEMPORARY, atomic, write_json, write_labels  # noqa: F401 -- core.files owns them
+from core.halves import HALVES as IMPLS  # noqa: F401 -- the packages of the halves (core.halves owns them)
 
 # --- the layout -------------------------------------------------------------------------------------------
 RUN_JSON = "run.json"
@@ -34,9 +37,6 @@ MODERN_BACKUP = "backup"  # BackupAndRestore's state while a run is unfinished
 MODERN_FINAL = "final.h5"  # multi-worker: the weights each worker ended with
 TFLITE = "model.tflite"  # export: LiteRT
 SAVED_MODEL = "saved_model"  # export: TF Serving
-from core.files import TEMPORARY, atomic, write_json, write_labels  # noqa: E402,F401 -- the conventions' owner
-
-from core.halves import HALVES as IMPLS  # noqa: E402 -- the packages of the halves (core.halves owns them)
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # train.py --precision: Keras's policy names
 IDENTITY = ("impl", "model", "image_size", "labels")  # what must match for a run folder to be resumed
 
@@ -297,6 +297,23 @@ def training(new, fresh=False, chief=True):
         if chief:
             mark_latest(folder)
         yield run
+
+
+@contextlib.contextmanager
+def writer_folder(folder, chief=True, scratch=None):
+    """The folder this process writes the run in: ``folder`` for the chief (or the only process); a worker of a
+    cluster other than the chief writes a scratch copy in ``scratch``, or in a temporary folder deleted at the
+    end (its checkpoints are the strategy's, not the run's)."""
+    if chief:
+        yield folder
+    elif scratch is not None:
+        yield scratch
+    else:
+        temporary = tempfile.mkdtemp(prefix="train-worker-")
+        try:
+            yield temporary
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
 
 
 # --- curves -----------------------------------------------------------------------------------------------

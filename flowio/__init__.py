@@ -16,8 +16,8 @@ TensorFlow-free.
 from flowio.convert import convert
 
 _READER = ("dataset", "graph_input", "raw_dataset", "preprocess", "augment", "decode", "load_image",
-           "preprocess_files", "preprocessing_spec", "read_manifest", "read_labels", "num_examples",
-           "steps_per_epoch", "epoch_steps", "records_errors", "labelled_batches", "recipe_of")
+           "preprocess_files", "preprocessing_spec", "read_manifest", "trainable_manifest", "read_labels",
+           "num_examples", "steps_per_epoch", "epoch_steps", "records_errors", "labelled_batches", "recipe_of")
 
 __all__ = ["convert", *_READER]
 

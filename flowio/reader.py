@@ -9,38 +9,13 @@
   ``use_model`` applies to files, so training and prediction see the same numbers.
 
 Decoding: JPEG with ``dct_method="INTEGER_ACCURATE"`` (the default DCT differs from Pillow by up to 10 levels;
-this one matches it exactly), PNG as is; both to 3 channels. Then one of three recipes (``RECIPES``; the run's
-is ``run.json``'s ``preprocessing.recipe``, a model's default is ``core.models``' table, which names them):
+this one matches it exactly), PNG as is; both to 3 channels. Then the run's recipe (``run.json``'s
+``preprocessing``; a model's default is ``core.models``' table): ``default``, ``inception`` or ``vgg``, each one
+module of ``flowio.recipes`` that states exactly what it does. ``augment`` shares the random S×S crop and flip
+between them. What a run does is what its ``run.json`` recorded (``preprocessing_spec``), not what this version
+would choose: every function here that preprocesses takes a run's ``preprocessing`` record where it takes a
+recipe's name.
 
-* ``default`` (the project's): squash-resize to S×S, bilinear, ``antialias=False``, float32 in [0, 1].
-  Training: resize to round(1.125·S), random S×S crop, random horizontal flip unless ``flip=False``.
-* ``inception`` (research/slim's ``inception_preprocessing.preprocess_for_eval``): to [0, 1]
-  (``convert_image_dtype``: x · (1/255)), ``tf.image.central_crop`` of 0.875 (its arithmetic, in float32),
-  TF1's ``resize_bilinear`` to S×S
-  (``align_corners=False``, ``half_pixel_centers=False``: sampling at x · in/out, not (x + ½) · in/out − ½ as
-  ``tf.image.resize`` does), then (x − 0.5) · 2, in [−1, 1]. Training: the ``default`` crop and flip, then the
-  same [−1, 1] scaling (research/slim's distorted bounding boxes and colour distortion are not reproduced).
-* ``vgg`` (research/slim's ``vgg_preprocessing.preprocess_for_eval``): aspect-preserving resize of the smaller
-  side to R (TF1's ``resize_bilinear``; float32 scale = R / smaller, each side ``rint(side · scale)`` as slim's
-  ``_smallest_size_at_least`` does since tensorflow/models#3355; 2016 slim truncated with ``tf.to_int32``, which
-  can leave the smaller side one short: 1080×1920 to 224 gave 223×398), a central S×S crop at offset
-  ``(side − S) // 2``, then the RGB means (123.68, 116.78, 103.94) subtracted from 0..255 values, no scaling. R
-  is research/slim's ``_RESIZE_SIDE_MIN`` = 256 at 224 ≤ S ≤ 256, where slim's sizes apply (the default sizes of
-  vgg, resnet_v1, alexnet_v2 and overfeat: 224 and 231); round(S · 8 / 7) below and above, the project's rule
-  (slim's fixed 256 would keep a 32×32 patch of a 256-pixel image at S = 32, and cannot hold an S×S crop above
-  256). Training (slim's ``preprocess_for_train``): the same resize to a side drawn uniformly from R..2R (slim's
-  ``_RESIZE_SIDE_MIN``..``_RESIZE_SIDE_MAX`` = 256..512 where R is 256), a random S×S crop, a random flip, the
-  means subtracted.
-
-What a run does is what its ``run.json`` recorded (``preprocessing_spec``), not what this version would choose:
-every function here that preprocesses takes a run's ``preprocessing`` record where it takes a recipe's name. A
-``vgg`` record holds its R (``resize.smaller_side``), its training range and ``resize.rounding``; one without
-``rounding`` was written before the rint and is read with truncation, so an old run is evaluated, predicted,
-exported and resumed with the sides it was trained on.
-
-The random numbers are stateless, seeded by
-``(seed, epoch, position)``, and the shuffles by ``(seed, epoch)``, so epoch ``e`` gives the same batches
-whenever it is read — which lets a resumed run skip exactly the batches it has done.
 """
 
 import contextlib
@@ -50,14 +25,13 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from flowio import recipes
 from flowio.convert import LABELS, MANIFEST, SPLITS
 from core import files
 from core.errors import UserError
-from core.models import RECIPES  # noqa: F401 -- the recipes' names, where train.py reads them without TensorFlow
 from flowio.images import load_image  # noqa: F401 -- flowio.load_image, with preprocess
 from flowio.records import first_problem
 
-AUGMENT_SCALE = 1.125
 SHUFFLE_BUFFER = 2048
 READ_BUFFER = 256 * 1024  # bytes per open shard (TensorFlow's default, said explicitly: it logs otherwise)
 _FEATURES = {
@@ -66,64 +40,8 @@ _FEATURES = {
     "image/filename": tf.io.FixedLenFeature([], tf.string, default_value=""),
 }
 
-
-INCEPTION_CROP = 0.875
-VGG_MEANS = (123.68, 116.78, 103.94)
-SLIM_SIZES = range(224, 257)  # where research/slim's vgg sides apply: 256 holds the S×S crop, 224 is slim's size
-
-
-def vgg_resize_side(image_size):
-    """The smaller side vgg's recipe resizes to before its central crop, for a new run at ``image_size``:
-    research/slim's 256 over ``SLIM_SIZES``, round(S · 8 / 7) elsewhere (the module's docstring says why)."""
-    return 256 if image_size in SLIM_SIZES else round(image_size * 8 / 7)
-
-
-def preprocessing_spec(image_size, flip=True, recipe="default"):
-    """What ``run.json`` records under ``preprocessing`` (``recipe`` names the code; the rest says what it does,
-    and for ``vgg`` sets it: the smaller side R, research/slim's 256 at 224 ≤ S ≤ 256 and round(S · 8 / 7) below
-    and above (``vgg_resize_side``), training's R..2R, and ``rounding``, which a run keeps whatever later versions
-    pick)."""
-    if recipe not in RECIPES:
-        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, not {recipe!r}")
-    decode = "RGB uint8 (Pillow rules of flowio.images; JPEG dct_method=INTEGER_ACCURATE)"
-    train = {"resize": round(AUGMENT_SCALE * image_size), "crop": "random", "flip_left_right": bool(flip)}
-    if recipe == "inception":
-        return {"recipe": recipe, "decode": decode, "scale": "x / 255, then (x - 0.5) * 2: [-1, 1]",
-                "crop": {"central_fraction": INCEPTION_CROP},
-                "resize": {"size": [image_size, image_size], "method": "TF1 resize_bilinear",
-                           "half_pixel_centers": False, "align_corners": False, "aspect": "squash"},
-                "train_augmentation": train}
-    if recipe == "vgg":
-        side = vgg_resize_side(image_size)
-        # rounding: the new sides' (rint(side · scale)); a record without it predates it and truncates
-        return {"recipe": recipe, "decode": decode, "scale": f"0..255 minus the RGB means {list(VGG_MEANS)}",
-                "resize": {"smaller_side": side, "rounding": "rint", "method": "TF1 resize_bilinear",
-                           "half_pixel_centers": False, "align_corners": False, "aspect": "preserved"},
-                "crop": {"size": [image_size, image_size], "where": "central"},
-                "train_augmentation": {"smaller_side": [side, 2 * side], "crop": "random",
-                                       "flip_left_right": bool(flip)}}
-    return {"recipe": "default", "decode": decode,
-            "resize": {"size": [image_size, image_size], "method": "bilinear", "antialias": False, "aspect": "squash"},
-            "scale": "float32 in [0, 1] (x / 255)", "train_augmentation": train}
-
-
-def recipe_of(preprocessing):
-    """The recipe a run's ``preprocessing`` record names (runs written before recipes existed: ``default``)."""
-    return (preprocessing or {}).get("recipe", "default")
-
-
-def _record(recipe, image_size):
-    """``recipe``, a run's ``preprocessing`` record (None or {}: ``default``) or a recipe's name (the record a new
-    run at ``image_size`` gets), as a record."""
-    return preprocessing_spec(image_size, recipe=recipe) if isinstance(recipe, str) else recipe or {}
-
-
-def vgg_sides(preprocessing):
-    """``(side, (low, high), rounding)`` of a ``vgg`` record: eval's smaller side, training's range of it, and how
-    the other side is rounded (``truncate`` for a record written before ``rounding`` was)."""
-    resize = preprocessing["resize"]
-    low, high = preprocessing["train_augmentation"]["smaller_side"]
-    return resize["smaller_side"], (low, high), resize.get("rounding", "truncate")
+preprocessing_spec = recipes.spec  # what run.json records under ``preprocessing``
+recipe_of = recipes.name_of
 
 
 # --- the records folder -------------------------------------------------------------------------------
@@ -138,6 +56,18 @@ def read_manifest(records_dir):
                         " run scripts/flowio.py to make it")
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def trainable_manifest(records_dir, batch_size):
+    """The manifest of records that train.py can train on at ``batch_size`` (a full batch of training images,
+    and validation images), or a UserError saying what is missing."""
+    manifest = read_manifest(records_dir)
+    if manifest["num_examples"]["train"] < batch_size:
+        raise UserError(f"--batch-size {batch_size}: larger than the {manifest['num_examples']['train']}"
+                        " training images")
+    if manifest["num_examples"]["validation"] == 0:
+        raise UserError(f"{records_dir}: no validation images; rerun flowio.py with --val-fraction above 0")
+    return manifest
 
 
 def shard_paths(records_dir, split):
@@ -201,94 +131,25 @@ def decode(encoded):
     return image
 
 
-def resize_bilinear_tf1(images, size):
-    """TF1's ``tf.image.resize_bilinear(images, size, align_corners=False)``: ``half_pixel_centers=False``, the
-    default until TF 2 (``tf.image.resize`` samples at half-pixel centres); [H, W, C] or [N, H, W, C]."""
-    batched = images.shape.rank == 4
-    out = tf.raw_ops.ResizeBilinear(images=images if batched else images[None], size=size, align_corners=False,
-                                    half_pixel_centers=False)  # the op TF1's resize_bilinear ran
-    return out if batched else out[0]
-
-
-def inception_crop(images):
-    """``tf.image.central_crop(images, 0.875)``: a border of ``int((side − side · 0.875) / 2)`` pixels cut from
-    each side. tf.image computes it in float64, which TFLite's builtin ops do not take; in float32 it is the
-    same number (side · 0.875 and side / 16 are exact below 2**21)."""
-    shape = tf.shape(images)
-    height, width = shape[-3], shape[-2]
-    top, left = (tf.cast((tf.cast(n, tf.float32) * (1 - INCEPTION_CROP)) / 2, tf.int32) for n in (height, width))
-    return images[..., top:height - top, left:width - left, :]
-
-
-def central_crop(images, height, width):
-    """vgg's central crop of a [(N,) H, W, C] image at offset ((H − height) // 2, (W − width) // 2)."""
-    shape = tf.shape(images)
-    top, left = (shape[-3] - height) // 2, (shape[-2] - width) // 2
-    return images[..., top:top + height, left:left + width, :]
-
-
-def aspect_preserving_resize(images, side, rounding="rint"):
-    """vgg's resize of the smaller side to ``side``: scale = side / smaller in float32, each side
-    ``rint(side · scale)`` (research/slim's ``_smallest_size_at_least`` today), or with ``rounding="truncate"``
-    ``int(side · scale)`` (2016 slim's, which runs recorded before the rint keep)."""
-    shape = tf.cast(tf.shape(images)[-3:-1], tf.float32)
-    scale = tf.cast(side, tf.float32) / tf.reduce_min(shape)
-    sides = shape * scale
-    if rounding == "rint":
-        sides = tf.math.rint(sides)
-    elif rounding != "truncate":
-        raise ValueError(f"rounding must be rint or truncate, not {rounding!r}")
-    return resize_bilinear_tf1(images, tf.cast(sides, tf.int32))
-
-
-def _default(images, image_size, record):
-    resized = tf.image.resize(images, [image_size, image_size], method="bilinear", antialias=False)
-    return resized / 255.0
-
-
-def _inception(images, image_size, record):
-    images = inception_crop(images * (1.0 / 255.0))
-    return (resize_bilinear_tf1(images, [image_size, image_size]) - 0.5) * 2.0
-
-
-def _vgg(images, image_size, record):
-    side, _, rounding = vgg_sides(record)
-    images = aspect_preserving_resize(images, side, rounding)
-    return central_crop(images, image_size, image_size) - tf.constant(VGG_MEANS, tf.float32)
-
-
-_EVAL = {"default": _default, "inception": _inception, "vgg": _vgg}  # each (images, S, the run's record)
-# training crops come out in 0..255; each recipe's value range after them
-_TRAIN_SCALE = {"default": lambda x: x / 255.0, "inception": lambda x: (x / 255.0 - 0.5) * 2.0,
-                "vgg": lambda x: x - tf.constant(VGG_MEANS, tf.float32)}
-
-
 def preprocess(images, image_size, recipe="default"):
     """uint8 (or float 0..255) ``[H, W, 3]`` or ``[N, H, W, 3]`` -> float32 ``[(N,) S, S, 3]`` by ``recipe``: a
     run's ``preprocessing`` record, or a recipe's name (as a new run would record it)."""
-    record = _record(recipe, image_size)
-    return _EVAL[recipe_of(record)](tf.cast(images, tf.float32), image_size, record)
+    record = recipes.record(recipe, image_size)
+    return recipes.of(record).evaluate(tf.cast(images, tf.float32), image_size, record)
 
 
 def augment(image, image_size, seed, flip=True, recipe="default"):
-    """Training preprocessing of one uint8 image by ``recipe`` (a record or a name, as ``preprocess``); ``seed`` is
-    a stateless seed (shape [2])."""
-    record = _record(recipe, image_size)
-    recipe = recipe_of(record)
+    """Training preprocessing of one uint8 image by ``recipe`` (a record or a name, as ``preprocess``): the
+    recipe's resize, a random S×S crop, a random flip, the recipe's scaling; ``seed`` is a stateless seed
+    (shape [2])."""
+    record = recipes.record(recipe, image_size)
+    this = recipes.of(record)
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    image = tf.cast(image, tf.float32)
-    if recipe == "vgg":
-        _, (low, high), rounding = vgg_sides(record)
-        side = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(seed, 2), minval=low,
-                                           maxval=high + 1, dtype=tf.int32)
-        image = aspect_preserving_resize(image, side, rounding)
-    else:
-        big = round(AUGMENT_SCALE * image_size)
-        image = tf.image.resize(image, [big, big], method="bilinear", antialias=False)
+    image = this.train_resize(tf.cast(image, tf.float32), image_size, record, seed)
     image = tf.image.stateless_random_crop(image, [image_size, image_size, 3], seed=crop_seed)
     if flip:
         image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
-    return _TRAIN_SCALE[recipe](image)
+    return this.scale(image)
 
 
 # --- the pipeline -------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ explicit graph (twin: modern/cnn.py).
 Every model returns logits under a ``logits`` scope (the articles' softmax and AlexNet's sigmoid move into the
 loss). Dropout is active only when ``is_training``.
 
-Sections, in the same order as the twin: layer settings, models.
+Sections, in the same order as the twin: layer settings, models, registered builders.
 """
 
 from legacy.registry import register_model
@@ -37,26 +37,8 @@ def _variables(shape, weight_decay):
     return weights, biases
 
 
-def builder(trunk):
-    """The registry's builder around ``trunk``: the arg scope, the model's own variable scope, the logits end point.
-
-    These models have no BN, so ``batch_norm_decay`` changes nothing; their table's weight decay is 0.
-    """
-    def build(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None):
-        del batch_norm_decay
-        end_points = {}
-        with slim.arg_scope(arg_scope(weight_decay)):
-            with tf.variable_scope(name, values=[images]):
-                logits = trunk(images, num_classes, weight_decay, is_training, end_points)
-        end_points[f"{name}/logits"] = logits
-        return logits, end_points
-    return build
-
-
 # --- models -------------------------------------------------------------------------------------------
 
-@register_model("lenet5")
-@builder
 def lenet5(images, num_classes, weight_decay, is_training, end_points):
     del is_training  # no dropout, no BN
     net = images
@@ -77,8 +59,6 @@ def lenet5(images, num_classes, weight_decay, is_training, end_points):
         return tf.matmul(net, weights) + biases
 
 
-@register_model("alexnet")
-@builder
 def alexnet(images, num_classes, weight_decay, is_training, end_points):
     net = slim.conv2d(images, 96, 11, stride=4, scope="conv1")
     net = slim.max_pool2d(net, 3, stride=2, padding="VALID", scope="pool1")
@@ -97,8 +77,6 @@ def alexnet(images, num_classes, weight_decay, is_training, end_points):
 VGG13_UNITS = [64, 128, 256, 512, 512]  # two 3x3 convs per unit, then a 2x2 max-pool
 
 
-@register_model("vgg13")
-@builder
 def vgg13(images, num_classes, weight_decay, is_training, end_points):
     net = images
     for u, filters in enumerate(VGG13_UNITS, 1):
@@ -127,8 +105,6 @@ def inception(net, filters, scope):
         return tf.concat([branch1, branch3, branch5, branch_pool], axis=3, name="concat")
 
 
-@register_model("googlenet_cifar")
-@builder
 def googlenet_cifar(images, num_classes, weight_decay, is_training, end_points):
     net = slim.conv2d(images, 64, 7, stride=2, scope="conv1")
     net = slim.max_pool2d(net, 3, stride=2, scope="pool1")
@@ -138,3 +114,21 @@ def googlenet_cifar(images, num_classes, weight_decay, is_training, end_points):
     net = inception(net, INCEPTIONS["inception4a"], "inception4a")
     net = tf.reduce_mean(net, [1, 2], name="pool5")
     return slim.fully_connected(net, num_classes, activation_fn=None, scope="logits")
+
+
+# --- registered builders ------------------------------------------------------------------------------
+
+NETS = {"lenet5": lenet5, "alexnet": alexnet, "vgg13": vgg13, "googlenet_cifar": googlenet_cifar}
+
+
+@register_model(*NETS)
+def cnn(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None):
+    """``NETS[name]`` in the arg scope and the model's own variable scope, with the logits end point. These models
+    have no BN, so ``batch_norm_decay`` changes nothing; their table's weight decay is 0."""
+    del batch_norm_decay
+    end_points = {}
+    with slim.arg_scope(arg_scope(weight_decay)):
+        with tf.variable_scope(name, values=[images]):
+            logits = NETS[name](images, num_classes, weight_decay, is_training, end_points)
+    end_points[f"{name}/logits"] = logits
+    return logits, end_points

@@ -56,6 +56,6 @@ def slim_net(name, images, num_classes, is_training, weight_decay, batch_norm_de
 
 @register_model(*NETS)
 def inception(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None,
-              dropout_keep_prob=0.8, *, version):
+              dropout_keep_prob=None, *, version):
     del version  # NETS is keyed by the name, which says it too
     return slim_net(name, images, num_classes, is_training, weight_decay, batch_norm_decay, dropout_keep_prob)

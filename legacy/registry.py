@@ -37,8 +37,9 @@ def build(name, images, num_classes, is_training=True, weight_decay=None, batch_
         raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} for build(); known: images,"
                          " num_classes, is_training, weight_decay, batch_norm_decay, dropout_keep_prob")
     models.check_options(name, batch_norm_decay, dropout_keep_prob)
-    dropout = {} if dropout_keep_prob is None else {"dropout_keep_prob": dropout_keep_prob}
     weight_decay = spec.weight_decay if weight_decay is None else weight_decay  # 0 is a decay too
+    keep = spec.dropout_keep_prob if dropout_keep_prob is None else dropout_keep_prob
+    dropout = {} if keep is None else {"dropout_keep_prob": keep}
     with tf1_hashing():
         return fn(name, images, num_classes, is_training=is_training, weight_decay=weight_decay,
                   batch_norm_decay=batch_norm_decay, **dropout, **spec.settings)

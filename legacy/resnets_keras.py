@@ -118,25 +118,15 @@ def resnet50_keras(images, num_classes):
 
 # --- registered builders ------------------------------------------------------------------------------
 
-def scoped(trunk, name, images, num_classes, is_training, weight_decay, batch_norm_decay):
-    """``trunk`` under the articles' Keras defaults (BN decay 0.99; the table's weight decay, 0), in scope ``name``."""
+NETS = {"resnet18_cifar": resnet18_cifar, "resnet18": resnet18, "resnet50_keras": resnet50_keras}
+
+
+@register_model(*NETS)
+def resnets_keras(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None):
+    """``NETS[name]`` under the articles' Keras defaults (BN decay 0.99; the table's weight decay, 0), in scope
+    ``name``."""
     with slim.arg_scope(arg_scope(weight_decay, is_training,
                                   0.99 if batch_norm_decay is None else batch_norm_decay)):
         with tf.variable_scope(name, values=[images]) as sc:
-            logits = trunk(images, num_classes)
+            logits = NETS[name](images, num_classes)
     return logits, {f"{sc.name}/logits": logits}
-
-
-@register_model("resnet18_cifar")
-def _resnet18_cifar(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None):
-    return scoped(resnet18_cifar, name, images, num_classes, is_training, weight_decay, batch_norm_decay)
-
-
-@register_model("resnet18")
-def _resnet18(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None):
-    return scoped(resnet18, name, images, num_classes, is_training, weight_decay, batch_norm_decay)
-
-
-@register_model("resnet50_keras")
-def _resnet50_keras(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None):
-    return scoped(resnet50_keras, name, images, num_classes, is_training, weight_decay, batch_norm_decay)

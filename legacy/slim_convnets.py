@@ -48,6 +48,6 @@ def slim_net(name, images, num_classes, is_training, weight_decay, dropout_keep_
 
 @register_model(*NETS)
 def slim_convnet(name, images, num_classes, is_training=True, weight_decay=None, batch_norm_decay=None,
-                 dropout_keep_prob=0.5):
+                 dropout_keep_prob=None):
     del batch_norm_decay  # None: the registry refuses a decay for these nets
     return slim_net(name, images, num_classes, is_training, weight_decay, dropout_keep_prob)

@@ -203,7 +203,7 @@ def precise_bn_graph(run, images, model_variables):
     before = set(tf.get_collection(tf.GraphKeys.UPDATE_OPS))
     with tf.variable_scope(tf.get_variable_scope(), reuse=True):
         legacy.build(run.model, images, run.num_classes, is_training=True, weight_decay=run.hyper.weight_decay,
-                     batch_norm_decay=0.0, **({"dropout_keep_prob": 1.0} if models.spec(run.model).dropout else {}))
+                     batch_norm_decay=0.0, **({"dropout_keep_prob": 1.0} if models.spec(run.model).dropout_keep_prob else {}))
     updates = [op for op in tf.get_collection(tf.GraphKeys.UPDATE_OPS) if op not in before]
     statistics = [v for v in model_variables if v.op.name.endswith(("/moving_mean", "/moving_variance"))]
     values = [tf.placeholder(v.dtype.base_dtype, v.shape) for v in statistics]

@@ -15,7 +15,7 @@ articles' Keras defaults are kept (convs with biases, glorot-uniform kernels, no
 ``ImageDataGenerator`` / ``fit_generator`` / ``lr=`` of their training code became flowio's reader and
 ``fit`` with ``learning_rate=`` in modern/train.py.
 
-Sections, in the same order as the twin: layer settings, models.
+Sections, in the same order as the twin: layer settings, models, registered builders.
 """
 
 import tf_keras as keras
@@ -43,22 +43,8 @@ def head(x, num_classes, weight_decay):
     return dense(x, num_classes, "logits", weight_decay, activation=None, dtype="float32")
 
 
-def builder(trunk):
-    """The registry's builder around ``trunk``: the input, the model named as the legacy scope.
-
-    Their table's weight decay is 0 (``core.models``); these models have no BN.
-    """
-    def build(name, num_classes, input_shape, weight_decay=None):
-        images = keras.Input(shape=input_shape, name="images")
-        return keras.Model(images, trunk(images, num_classes, weight_decay),
-                           name=name)
-    return build
-
-
 # --- models -------------------------------------------------------------------------------------------
 
-@register_model("lenet5")
-@builder
 def lenet5(images, num_classes, weight_decay):
     x = conv(images, 6, 5, "conv1", weight_decay, padding="valid")
     x = layers.MaxPooling2D(2, name="pool2")(x)
@@ -70,8 +56,6 @@ def lenet5(images, num_classes, weight_decay):
     return head(x, num_classes, weight_decay)
 
 
-@register_model("alexnet")
-@builder
 def alexnet(images, num_classes, weight_decay):
     x = conv(images, 96, 11, "conv1", weight_decay, stride=4)
     x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)
@@ -90,8 +74,6 @@ def alexnet(images, num_classes, weight_decay):
 VGG13_UNITS = [64, 128, 256, 512, 512]  # two 3x3 convs per unit, then a 2x2 max-pool
 
 
-@register_model("vgg13")
-@builder
 def vgg13(images, num_classes, weight_decay):
     x = images
     for u, filters in enumerate(VGG13_UNITS, 1):
@@ -121,8 +103,6 @@ def inception(x, filters, name, weight_decay):
     return layers.Concatenate(name=name + SEP + "concat")([branch1, branch3, branch5, branch_pool])
 
 
-@register_model("googlenet_cifar")
-@builder
 def googlenet_cifar(images, num_classes, weight_decay):
     x = conv(images, 64, 7, "conv1", weight_decay, stride=2)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
@@ -132,3 +112,16 @@ def googlenet_cifar(images, num_classes, weight_decay):
     x = inception(x, INCEPTIONS["inception4a"], "inception4a", weight_decay)
     x = layers.GlobalAveragePooling2D(name="pool5")(x)
     return head(x, num_classes, weight_decay)
+
+
+# --- registered builders ------------------------------------------------------------------------------
+
+NETS = {"lenet5": lenet5, "alexnet": alexnet, "vgg13": vgg13, "googlenet_cifar": googlenet_cifar}
+
+
+@register_model(*NETS)
+def cnn(name, num_classes, input_shape, weight_decay=None):
+    """``NETS[name]`` on an input of ``input_shape``, the model named as the legacy scope. These models have no BN;
+    their table's weight decay is 0."""
+    images = keras.Input(shape=input_shape, name="images")
+    return keras.Model(images, NETS[name](images, num_classes, weight_decay), name=name)

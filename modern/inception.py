@@ -187,7 +187,6 @@ NETS = {
         # (end point it starts from, pool size, pool stride, 1x1 depth, 2a's largest kernel, 2a's depth)
         "aux": ("Mixed_6e", 5, 3, 128, 5, 768)},
 }
-DROPOUT_KEEP_PROB = 0.8
 VARIANCE_SCALING = 2.6 * 0.87962566103423978 ** 2  # slim's sqrt(1.3 * 2 / n) stddev, in Keras's terms
 
 
@@ -276,7 +275,8 @@ def aux_head(x, pool, stride, depth, size, depth_2a, num_classes, weight_decay):
     return classifier(x, num_classes, 0.001, "AuxLogits", "Conv2d_2b_1x1", weight_decay)
 
 
-def inception_net(name, base, head, num_classes, input_shape, weight_decay, aux=None, aux_logits=False):
+def inception_net(name, base, head, num_classes, input_shape, weight_decay, dropout_keep_prob, aux=None,
+                  aux_logits=False):
     """Base, auxiliary head if asked, average pool, dropout, 1x1 classifier, squeeze; a model named ``name``.
 
     Where the net has an auxiliary head (``aux``), the sizes it cannot take are refused even without it: tf_slim
@@ -295,7 +295,7 @@ def inception_net(name, base, head, num_classes, input_shape, weight_decay, aux=
     kernel = reduced_kernel(x, size) if reduced else (size, size)
     x = layers.AveragePooling2D(kernel, strides=stride, padding="valid",
                                 name="Logits" + SEP + pool_scope.format(*kernel))(x)
-    x = layers.Dropout(1 - DROPOUT_KEEP_PROB, name="Logits" + SEP + dropout)(x)
+    x = layers.Dropout(1 - dropout_keep_prob, name="Logits" + SEP + dropout)(x)
     logits = classifier(x, num_classes, None, "Logits", conv, weight_decay)
     return keras.Model(images, [logits, *outputs] if outputs else logits, name=name)
 
@@ -303,11 +303,12 @@ def inception_net(name, base, head, num_classes, input_shape, weight_decay, aux=
 # --- registered builders ------------------------------------------------------------------------------
 
 @register_model("inception_v1", "inception_v2", "inception_v3")
-def inception(name, num_classes, input_shape, weight_decay=None, *, version, aux_logits=False):
+def inception(name, num_classes, input_shape, weight_decay=None, dropout_keep_prob=None, *, version,
+              aux_logits=False):
     """tf_slim's ``inception_v{version}`` as a model named by its checkpoints' scope; with ``aux_logits`` (v3
     only) it returns ``[logits, aux_logits]``."""
     net = NETS[version]
     if aux_logits and "aux" not in net:
         raise ValueError(f"{name} has no auxiliary logits (inception_v3 only)")
     return inception_net(models.scope(name), net["base"], net["head"], num_classes, input_shape,
-                         weight_decay, net.get("aux"), aux_logits)
+                         weight_decay, dropout_keep_prob, net.get("aux"), aux_logits)

@@ -46,24 +46,30 @@ def build(name, num_classes, input_shape=None, weight_decay=None, batch_norm_dec
     if aux_logits and spec.aux_head is None:
         raise ValueError(f"{name} has no auxiliary head (aux_logits=True is inception_v3's)")
     aux = {"aux_logits": True} if aux_logits else {}
+    keep = spec.dropout_keep_prob if dropout_keep_prob is None else dropout_keep_prob
+    dropout = {} if keep is None else {"dropout_keep_prob": keep}
     size = spec.input_size
     weight_decay = spec.weight_decay if weight_decay is None else weight_decay  # 0 is a decay too
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:
         model = fn(name, num_classes, input_shape=tuple(input_shape or (size, size, 3)), weight_decay=weight_decay,
-                   **aux, **spec.settings)
+                   **dropout, **aux, **spec.settings)
     finally:
         keras.mixed_precision.set_global_policy(previous)
+    check_head(model, spec)
+    for layer in model.submodules:  # nested layers of subclassed models too
+        if batch_norm_decay is not None and isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = batch_norm_decay
+    return model
+
+
+def check_head(model, spec):
+    """A ValueError unless ``model`` has the table's head (layers ``head``, ``head__...``) with weights, computing
+    in float32 under any precision."""
     head = layer_name(spec.head)
     heads = [layer for layer in model.submodules if isinstance(layer, keras.layers.Layer)
              and (layer.name == head or layer.name.startswith(head + SEP))]
     if not any(layer.weights for layer in heads) or any(layer.compute_dtype != "float32" for layer in heads):
-        raise ValueError(f"{name}: needs a head (layers {head!r}, {head + SEP}...) with weights computing in"
+        raise ValueError(f"{spec.name}: needs a head (layers {head!r}, {head + SEP}...) with weights computing in"
                          f" float32, found {[(layer.name, layer.compute_dtype) for layer in heads]}")
-    for layer in model.submodules:  # nested layers of subclassed models too
-        if batch_norm_decay is not None and isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = batch_norm_decay
-        elif dropout_keep_prob is not None and isinstance(layer, keras.layers.Dropout):
-            layer.rate = 1.0 - dropout_keep_prob
-    return model

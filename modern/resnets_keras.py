@@ -175,7 +175,7 @@ RESNET50_STAGES = {2: ([64, 64, 256], 3, 1), 3: ([128, 128, 512], 4, 2), 4: ([25
                    5: ([512, 512, 2048], 3, 2)}
 
 
-def resnet50_keras(num_classes, input_shape, weight_decay):
+def resnet50_keras(num_classes, input_shape, weight_decay, name="resnet50_keras"):
     images = keras.Input(shape=input_shape, name="images")
     x = layers.ZeroPadding2D(3, name="conv1" + SEP + "pad")(images)
     x = conv(64, 7, "conv1", weight_decay, strides=2)(x)
@@ -186,28 +186,25 @@ def resnet50_keras(num_classes, input_shape, weight_decay):
             x = conv_bn_block(x, filters, 3, stride if b == 0 else 1, stage, "abcdef"[b], b > 0, weight_decay)
     x = layers.AveragePooling2D(2, padding="same", name="pool5")(x)
     x = layers.Flatten(name="flatten")(x)
-    return keras.Model(images, head(num_classes, weight_decay)(x), name="resnet50_keras")
+    return keras.Model(images, head(num_classes, weight_decay)(x), name=name)
 
 
 # --- registered builders ------------------------------------------------------------------------------
 
-def subclassed(model_class, name, num_classes, input_shape, weight_decay):
-    """A subclassed model of the article, built for ``input_shape`` (the table's weight decay, 0)."""
-    model = model_class(num_classes, weight_decay=weight_decay, name=name)
-    model.build((None, *input_shape))
-    return model
+def subclassed(model_class):
+    """The article's subclassed model as a builder like ``resnet50_keras``: made, then built for ``input_shape``."""
+    def make(num_classes, input_shape, weight_decay, name):
+        model = model_class(num_classes, weight_decay=weight_decay, name=name)
+        model.build((None, *input_shape))
+        return model
+    return make
 
 
-@register_model("resnet18_cifar")
-def _resnet18_cifar(name, num_classes, input_shape=(32, 32, 3), weight_decay=None):
-    return subclassed(ResNet18Cifar, name, num_classes, input_shape, weight_decay)
+NETS = {"resnet18_cifar": subclassed(ResNet18Cifar), "resnet18": subclassed(ResNet18),
+        "resnet50_keras": resnet50_keras}
 
 
-@register_model("resnet18")
-def _resnet18(name, num_classes, input_shape=(32, 32, 3), weight_decay=None):
-    return subclassed(ResNet18, name, num_classes, input_shape, weight_decay)
-
-
-@register_model("resnet50_keras")
-def _resnet50_keras(name, num_classes, input_shape=(64, 64, 3), weight_decay=None):
-    return resnet50_keras(num_classes, input_shape, weight_decay)
+@register_model(*NETS)
+def resnets_keras(name, num_classes, input_shape, weight_decay=None):
+    """``NETS[name]`` for ``input_shape``, named ``name`` (the table's weight decay, 0)."""
+    return NETS[name](num_classes, input_shape, weight_decay, name)

@@ -80,7 +80,7 @@ def conv(x, filters, kernel, name, weight_decay, stride=1, padding="same", activ
 
 # --- trunk --------------------------------------------------------------------------------------------
 
-def convnet(name, features, head, inits, num_classes, input_shape, weight_decay):
+def convnet(name, features, head, inits, num_classes, input_shape, weight_decay, dropout_keep_prob):
     conv_bias, fc_stddev, fc_bias = inits
     images = keras.Input(shape=input_shape, name="images")
     x = images
@@ -92,9 +92,9 @@ def convnet(name, features, head, inits, num_classes, input_shape, weight_decay)
             x = layers.MaxPooling2D(shape[0], strides=shape[1], name=scope)(x)
     fc6, fc6_kernel, fc7 = head
     x = conv(x, fc6, fc6_kernel, "fc6", weight_decay, padding="valid", stddev=fc_stddev, bias=fc_bias)
-    x = layers.Dropout(0.5, name="dropout6")(x)
+    x = layers.Dropout(1 - dropout_keep_prob, name="dropout6")(x)
     x = conv(x, fc7, 1, "fc7", weight_decay, stddev=fc_stddev, bias=fc_bias)
-    x = layers.Dropout(0.5, name="dropout7")(x)
+    x = layers.Dropout(1 - dropout_keep_prob, name="dropout7")(x)
     x = conv(x, num_classes, 1, "fc8", weight_decay, activation=None, stddev=fc_stddev, dtype="float32")
     logits = layers.Reshape((num_classes,), name="fc8" + SEP + "squeezed", dtype="float32")(x)
     return keras.Model(images, logits, name=name)
@@ -103,6 +103,6 @@ def convnet(name, features, head, inits, num_classes, input_shape, weight_decay)
 # --- registered builders ------------------------------------------------------------------------------
 
 @register_model(*NETS)
-def slim_convnet(name, num_classes, input_shape, weight_decay=None):
+def slim_convnet(name, num_classes, input_shape, weight_decay=None, dropout_keep_prob=None):
     return convnet(name, **NETS[name], num_classes=num_classes, input_shape=input_shape,
-                   weight_decay=weight_decay)
+                   weight_decay=weight_decay, dropout_keep_prob=dropout_keep_prob)

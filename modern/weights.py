@@ -54,6 +54,14 @@ def write_weights(run, values, source):
     return len(weights), resized
 
 
+def read_weights(run):
+    """``{TF1 name: array}`` of the run's best.h5 (``core.checkpoints.read`` of a run)."""
+    path = run.path(MODERN_BEST)
+    if not os.path.exists(path):
+        raise UserError(f"{run.folder}: this modern run has no {MODERN_BEST} yet; train it for an epoch first")
+    return checkpoints.read_h5(path, models.scope(run.model))
+
+
 # --- prediction (evaluate.py, use_model.py) -------------------------------------------------------------
 
 class Predictor:

@@ -8,6 +8,6 @@ import sys
 
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository, not scripts/
 
-from cli.evaluate import run  # noqa: E402
+from cli.evaluate import command  # noqa: E402
 
-run()
+command()

@@ -8,6 +8,6 @@ import sys
 
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository, not scripts/
 
-from cli.model_table import run  # noqa: E402
+from cli.model_table import command  # noqa: E402
 
-run()
+command()

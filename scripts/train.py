@@ -8,6 +8,6 @@ import sys
 
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository, not scripts/
 
-from cli.train import run  # noqa: E402
+from cli.train import command  # noqa: E402
 
-run()
+command()

@@ -81,7 +81,7 @@ COMMANDS = sorted(p.stem for p in (REPO / "cli").glob("*.py") if p.stem != "__in
 def test_each_script_runs_its_command_and_each_command_is_a_package_module():
     assert sorted(p.stem for p in (REPO / "scripts").glob("*.py")) == COMMANDS
     for name in COMMANDS:
-        assert f"from cli.{name} import run" in (REPO / "scripts" / f"{name}.py").read_text(), name
+        assert f"from cli.{name} import command" in (REPO / "scripts" / f"{name}.py").read_text(), name
 
 
 @pytest.mark.parametrize("name", COMMANDS)

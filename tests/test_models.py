@@ -158,3 +158,27 @@ def test_each_rows_weight_decay_is_its_sources_and_both_halves_build_its_penalty
     assert default == penalty(weight_decay=1e-4) > 0
     tf2.keras.utils.set_random_seed(0)
     assert penalty(weight_decay=0.0) == 0.0
+
+
+@pytest.mark.slow
+def test_each_rows_dropout_keep_probability_is_tf_slims_and_both_halves_build_it():
+    """The table's keep probabilities against tf_slim's nets' own defaults (their signatures), resolved once by
+    ``build``: modern's Dropout rate is 1 - the table's keep, and a keep given to legacy's is the one in the graph
+    of tf_slim's dropout."""
+    import inspect
+
+    from tf_slim.nets import alexnet, inception_v1, inception_v2, inception_v3, overfeat, vgg
+
+    nets = {"vgg_a": vgg.vgg_a, "vgg_16": vgg.vgg_16, "vgg_19": vgg.vgg_19, "alexnet_v2": alexnet.alexnet_v2,
+            "overfeat": overfeat.overfeat, "inception_v1": inception_v1.inception_v1,
+            "inception_v2": inception_v2.inception_v2, "inception_v3": inception_v3.inception_v3}
+    keeps = {name: models.spec(name).dropout_keep_prob for name in models.list_models()}
+    assert {n: k for n, k in keeps.items() if k is not None} == {
+        name: inspect.signature(fn).parameters["dropout_keep_prob"].default for name, fn in nets.items()}
+    model = modern.build("inception_v2", 3, input_shape=(32, 32, 3))  # the table's keep
+    assert [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [pytest.approx(0.2)]
+    graph = tf.Graph()
+    with graph.as_default():  # a given keep
+        legacy.build("inception_v2", tf.zeros([1, 32, 32, 3]), 3, dropout_keep_prob=0.7)
+    rate = graph.get_operation_by_name("InceptionV2/Logits/Dropout_1b/dropout/GreaterEqual/y")  # u >= 1 - keep
+    assert rate.get_attr("value").float_val[0] == pytest.approx(0.3)

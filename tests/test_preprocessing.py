@@ -101,7 +101,7 @@ def test_flowio_preprocess_is_research_slims_eval_preprocessing(recipe, photos):
 
 
 def test_vgg_rounds_its_sides_as_research_slim_does_now_and_takes_256_at_slims_sizes():
-    from flowio.reader import aspect_preserving_resize
+    from flowio.recipes.vgg import aspect_preserving_resize
     # tensorflow/models#3355's case: float32(224 / 1080) * 1080 is 223.99998, which truncation made 223
     image = tf2.zeros([1080, 1920, 3])
     assert aspect_preserving_resize(image, 224).shape[:2] == (224, 398)
@@ -208,3 +208,19 @@ def test_the_exports_run_the_vgg_recipe_as_flowio_does(rounding, photos, tmp_pat
     serving = tf2.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
     encoded = tf2.constant([open(p, "rb").read() for p in paths])
     assert max_relative_error(serving(images=encoded)["logits"].numpy(), expected) <= 1e-4
+
+
+def test_each_recipe_is_one_record_in_its_own_module_named_as_the_model_table_names_it():
+    """flowio.recipes: one module per recipe of core.models.RECIPES, holding its whole record (the run.json spec,
+    evaluation, training's resize and scaling); the reader runs whichever record a run names."""
+    from core import models
+    from flowio import recipes
+    image = pattern(40, 56, 0)
+    assert tuple(recipes.RECIPES) == models.RECIPES
+    for name, recipe in recipes.RECIPES.items():
+        assert getattr(recipes, name).RECIPE is recipe  # the module flowio.recipes.<name>
+        record = recipe.spec(32, True)
+        assert record["recipe"] == name and recipes.of(record) is recipe
+        direct = recipe.evaluate(tf2.cast(image, tf2.float32), 32, record)
+        np.testing.assert_array_equal(flowio.preprocess(image, 32, record).numpy(), direct.numpy())
+        assert flowio.augment(image, 32, tf2.constant([1, 2]), recipe=record).shape == (32, 32, 3)
