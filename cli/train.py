@@ -50,8 +50,8 @@ def parse_args(argv):
                    " resize, [-1, 1]) or vgg (research/slim's: smaller side to 256 at sizes 224-256, central crop,"
                    " RGB means subtracted); default: the model's (see --list-models)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
-                   help="float32; mixed_bfloat16 (bfloat16 compute on CPUs with AVX-512 BF16 / AMX, or on GPU"
-                   " in modern); mixed_float16 (needs a GPU; loss scaling included). Weights stay float32 and"
+                   help="float32; mixed_bfloat16 (bfloat16 compute through oneDNN on CPU, switched on with"
+                   " TF_ENABLE_ONEDNN_OPTS=1 unless set; fast on CPUs with AVX-512 BF16 / AMX; or on GPU in modern); mixed_float16 (needs a GPU; loss scaling included). Weights stay float32 and"
                    " a resumed run keeps its own precision")
     p.add_argument("--save-every", type=int, default=DEFAULTS.save_every, metavar="STEPS",
                    help="also checkpoint every STEPS steps inside an epoch, so a killed run loses little")
@@ -146,12 +146,23 @@ def hyper(args):
                     **{f.name: getattr(args, f.name) for f in recipe.RECIPE})  # the recipe's table, as parsed
 
 
+def recorded_precision(folder, fresh):
+    """The precision of the run a command resumes in ``folder`` (it keeps its own), or None."""
+    run = None if fresh else rd.Run.read(folder)
+    return run.hyper.precision if run is not None and run.hyper is not None else None
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.list_models:
         list_models()
         return 0
     init_from = check(args)
+    folder = args.run_dir or rd.default_run_dir(args.impl, args.model)
+    if "mixed_bfloat16" in (args.precision, recorded_precision(folder, args.fresh)):
+        # bfloat16 on a CPU is oneDNN's, which TensorFlow reads once at its import and leaves off on some CPUs
+        # (legacy.train.session_config says which): on unless the caller's environment says otherwise
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     from core.quiet import quiet_tensorflow
     quiet_tensorflow()
     import flowio
@@ -163,7 +174,6 @@ def main(argv=None):
             raise UserError("--precision mixed_float16 needs a GPU and there is none; on a CPU use mixed_bfloat16")
     manifest = flowio.trainable_manifest(args.data, args.batch_size)
 
-    folder = args.run_dir or rd.default_run_dir(args.impl, args.model)
     with rd.writer_folder(folder, chief, args.worker_dir) as folder:
         return train(args, half, new_run(args, folder, manifest["classes"]), chief, init_from)
 

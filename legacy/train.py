@@ -51,6 +51,7 @@ from legacy import optimizers
 from legacy.slim_compat import tf, tf1_hashing
 from legacy.weights import assign
 from tensorflow.core.protobuf import rewriter_config_pb2
+from tensorflow.python.util import _pywrap_util_port
 
 
 # --- counters -----------------------------------------------------------------------------------------
@@ -96,10 +97,19 @@ def session_config(precision):
     Grappler rewrites the graph when the Session first runs it: ``mixed_bfloat16`` through oneDNN on CPU,
     ``mixed_float16`` on GPU. Variables stay float32; the loss stays float32 (grappler's deny list), the head's
     matmul does not (modern keeps the whole head in float32).
+
+    The bfloat16 rewrite is oneDNN's: in a process where oneDNN is off it leaves the graph float32 without a
+    word. TensorFlow 2.21 switches oneDNN on by default on some x86 CPUs only (on an Intel Xeon with AVX-512
+    here, not on an AMD EPYC with AVX2, where ``TF_ENABLE_ONEDNN_OPTS=1`` switches it on and the rewrite runs);
+    the switch is read once, when TensorFlow starts, so train.py sets it for ``mixed_bfloat16`` before importing
+    TensorFlow and this refuses a process where it is off (tests/test_precision.py).
     """
     config = tf.ConfigProto()
     rewrites = config.graph_options.rewrite_options
     if precision == "mixed_bfloat16":
+        if not _pywrap_util_port.IsMklEnabled():
+            raise UserError("--precision mixed_bfloat16 in a TF1 Session is oneDNN's graph rewrite, and oneDNN is"
+                            " off in this process: unset TF_ENABLE_ONEDNN_OPTS=0, or set TF_ENABLE_ONEDNN_OPTS=1")
         rewrites.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
     elif precision == "mixed_float16":
         rewrites.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON

@@ -6,16 +6,15 @@ policy the model is built under; both keep float32 weights, so the same weights 
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf2
 
-import legacy
 import modern
-from helpers import QUIET_TF, run_script, train_run
-from legacy.slim_compat import tf
-from legacy.train import session_config
+from helpers import QUIET_TF, REPO, run_script, train_run
 
 NAME, SIZE, CLASSES = "jianshu_resnet_50", 32, 10
 
@@ -29,21 +28,45 @@ def images():
     return np.random.default_rng(0).uniform(0, 1, (4, SIZE, SIZE, 3)).astype(np.float32)
 
 
-def test_legacy_computes_in_bfloat16_when_the_session_config_says_so(images):
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.set_random_seed(0)  # the same initial weights in every Session
-        x = tf.placeholder(tf.float32, images.shape)
-        logits, _ = legacy.build(NAME, x, CLASSES, is_training=False)
-        init = tf.global_variables_initializer()
-    out = {}
-    for run, precision in enumerate(("float32", "float32", "mixed_bfloat16")):
-        with tf.Session(graph=graph, config=session_config(precision)) as sess:
-            sess.run(init)
-            out[run] = sess.run(logits, {x: images})
-    assert out[2].dtype == np.float32 and out[0].std() > 0.1
-    assert relative(out[1], out[0]) < 1e-6  # the same float32 graph twice
-    assert 1e-4 < relative(out[2], out[0]) < 5e-2  # bfloat16 has an 8-bit mantissa
+LEGACY_IN_BFLOAT16 = f"""
+import json, numpy as np
+import legacy
+from legacy.slim_compat import tf
+from legacy.train import session_config
+images = np.random.default_rng(0).uniform(0, 1, (4, {SIZE}, {SIZE}, 3)).astype(np.float32)
+graph = tf.Graph()
+with graph.as_default():
+    tf.set_random_seed(0)  # the same initial weights in every Session
+    x = tf.placeholder(tf.float32, images.shape)
+    logits, _ = legacy.build("{NAME}", x, {CLASSES}, is_training=False)
+    init = tf.global_variables_initializer()
+out = []
+for precision in ("float32", "float32", "mixed_bfloat16"):
+    with tf.Session(graph=graph, config=session_config(precision)) as sess:
+        sess.run(init)
+        out.append(sess.run(logits, {{x: images}}))
+relative = lambda a, b: float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+print(json.dumps({{"dtype": str(out[2].dtype), "std": float(out[0].std()),
+                  "again": relative(out[1], out[0]), "bfloat16": relative(out[2], out[0])}}))
+"""
+
+
+@pytest.mark.parametrize("onednn", ["1", "0"])
+def test_legacy_computes_in_bfloat16_when_the_session_config_says_so_and_refuses_without_onednn(onednn):
+    # A process of its own: TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, and leaves oneDNN off by default on
+    # some CPUs, where grappler's bfloat16 rewrite then does nothing (legacy.train.session_config).
+    proc = subprocess.run([sys.executable, "-c", LEGACY_IN_BFLOAT16], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, **QUIET_TF, "TF_ENABLE_ONEDNN_OPTS": onednn}, timeout=600)
+    if onednn == "0":
+        assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1] == (
+            "core.errors.UserError: --precision mixed_bfloat16 in a TF1 Session is oneDNN's graph rewrite, and"
+            " oneDNN is off in this process: unset TF_ENABLE_ONEDNN_OPTS=0, or set TF_ENABLE_ONEDNN_OPTS=1")
+        return
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["dtype"] == "float32" and out["std"] > 0.1
+    assert out["again"] < 1e-6  # the same float32 graph twice
+    assert 1e-4 < out["bfloat16"] < 5e-2  # bfloat16 has an 8-bit mantissa
 
 
 def test_modern_computes_in_bfloat16_under_the_policy_with_a_float32_head(images):
