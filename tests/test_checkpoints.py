@@ -216,7 +216,7 @@ def modern_training(run, data, start):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["jianshu_resnet_50", "resnet_v1_50"])
-def test_one_and_ten_training_steps_are_the_same_in_both_halves(name):
+def test_one_training_step_is_the_same_in_both_halves(name):
     # one step from the network's own initial values, at a rate that moves the weights well clear of the tolerance
     run, data = parity_run(name, lr=0.05), batches(1, seed=3)
     initial, legacy_one, _, legacy_loss = legacy_training(run, data)
@@ -233,10 +233,15 @@ def test_one_and_ten_training_steps_are_the_same_in_both_halves(name):
     assert all(moved[n] for n in moved if n.endswith(("weights", "moving_mean", "moving_variance")))
     assert sum(moved.values()) >= 0.8 * len(moved), (sum(moved.values()), len(moved))
 
-    # ten steps from weights that have trained a little: the first steps from scratch are chaotic in float32
-    # (gradient norm ~500, and a 1e-7 change of the weights changes the next gradients by ~3% through the
-    # batch-norm backward pass), so that no two programs, nor one program twice with 1e-7 noise, agree on them;
-    # resnet_v1_50 is still chaotic there (its floor is 100x jianshu_resnet_50's: tests/helpers.py FLOORS)
+
+@pytest.mark.slow
+def test_ten_training_steps_from_warm_weights_are_the_same_in_both_halves():
+    # the first steps from scratch are chaotic in float32 (gradient norm ~500, and a 1e-7 change of the weights
+    # changes the next gradients by ~3% through the batch-norm backward pass), so that no two programs, nor one
+    # program twice with 1e-7 noise, agree on them: ten steps from weights that have trained 20. resnet_v1_50 is
+    # still chaotic there (every way of measuring its floor gives 1.6e-2 of the loss, 100x this net's), so that
+    # its ten steps would show little for a minute of the suite: one step above is its parity
+    name = "jianshu_resnet_50"
     run = parity_run(name, lr=0.01)
     _, _, warm, _ = legacy_training(run, batches(20, seed=4))
     _, _, _, legacy_losses = legacy_training(run, batches(10, seed=5), start=warm)

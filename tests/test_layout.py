@@ -13,12 +13,13 @@ import pytest
 
 from helpers import REPO
 
-PACKAGES = ("core", "flowio", "legacy", "modern", "cli", "scripts", "bench")
+PACKAGES = ("core", "flowio", "legacy", "modern", "keras3", "cli", "scripts", "bench")
 # docs/DESIGN.md §1: what each package may import of the project (besides itself); arrows only point down (bench
 # measures the packages, and reads tests/' comparisons as modules of their own: no package imports bench)
 ALLOWED = {"bench": {"core", "flowio", "legacy", "modern"}, "scripts": {"cli"},
            "cli": {"core", "flowio", "legacy", "modern"},
-           "legacy": {"core", "flowio"}, "modern": {"core", "flowio"}, "flowio": {"core"}, "core": set()}
+           "legacy": {"core", "flowio"}, "modern": {"core", "flowio"}, "keras3": {"core", "flowio"},
+           "flowio": {"core"}, "core": set()}
 
 
 LOADER = REPO / "core" / "halves.py"  # the one module that imports a half by name (core.halves.half)
@@ -103,13 +104,17 @@ def test_the_halves_are_independent_and_each_in_its_own_idiom():
     assert "tf_keras" in modern_imports
     assert not any(m == "modern" or m.startswith("modern.") for m in legacy_imports)
     assert "tf_slim" in legacy_imports
+    keras3_imports = imports("keras3")
+    for banned in ("tf_slim", "tf_keras", "legacy", "modern", "tensorflow.compat.v1"):
+        assert not any(m == banned or m.startswith(banned + ".") for m in keras3_imports), banned
+    assert "keras" in keras3_imports
 
 
 def test_importing_core_imports_no_tensorflow_and_nothing_else_of_the_project():
     modules = sorted(p.stem for p in (REPO / "core").glob("*.py") if p.stem != "__init__")
     code = ("import sys; import core; " + "; ".join(f"import core.{m}" for m in modules)
-            + "; print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'tf_keras', 'tf_slim', 'flowio',"
-            " 'legacy', 'modern'}))")
+            + "; print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'tf_keras', 'tf_slim', 'keras',"
+            " 'jax', 'flowio', 'legacy', 'modern', 'keras3'}))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

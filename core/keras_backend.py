@@ -1,0 +1,34 @@
+"""Keras 3's backend for a command: ``--keras-backend {tensorflow,jax}``.
+
+Keras 3 reads ``KERAS_BACKEND`` once, when it is first imported, and ``import tensorflow`` imports it (TensorFlow
+2.21's ``tf.keras`` is Keras 3): the backend of a process is therefore fixed by whatever imports TensorFlow
+first. ``choose(backend)`` sets the variable, and refuses with one line where Keras is already loaded on another
+backend (a library that imported TensorFlow before the command parsed its arguments, or a test process). It
+imports nothing: the commands call it before they import TensorFlow.
+"""
+
+import os
+import sys
+
+from core.errors import UserError
+
+BACKENDS = ("tensorflow", "jax")
+
+
+def loaded():
+    """The backend Keras 3 runs on in this process, or None when Keras is not imported yet."""
+    module = sys.modules.get("keras.src.backend")
+    return None if module is None else module.backend()
+
+
+def choose(backend):
+    """Run Keras 3 on ``backend`` in this process (``None``: leave ``KERAS_BACKEND`` as it is)."""
+    if backend is None:
+        return
+    if backend not in BACKENDS:
+        raise UserError(f"--keras-backend {backend}: one of {', '.join(BACKENDS)}")
+    running = loaded()
+    if running is not None and running != backend:
+        raise UserError(f"--keras-backend {backend}: Keras is already loaded on {running} in this process (the"
+                        " backend is fixed when TensorFlow or Keras is first imported); start a new process")
+    os.environ["KERAS_BACKEND"] = backend
