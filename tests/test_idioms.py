@@ -70,12 +70,13 @@ def frozen_outputs(name, prefix, shapes, tmp_path):
     frozen_graph = legacy_freeze.FrozenGraph(tmp_path / "frozen.pb", outputs)
     frozen = frozen_graph(IMAGES)
     frozen_graph.close()
-    # the same .pb the TF2 way (wrap_function): one GraphDef, so the same numbers; bit-equal where oneDNN runs
-    # both (an AVX-512 CPU), 2.7e-7 of the largest logit apart without it (an AVX2 CPU, where the Session's and
-    # the tf.function's grappler passes fuse resnet18's convolutions differently)
+    # the same .pb the TF2 way (wrap_function): one GraphDef, so the same numbers within one forward pass's bound
+    # (1e-5 of the largest value); bit-equal where oneDNN runs both (an AVX-512 CPU), apart without it (an AVX2
+    # CPU, where the Session's and the tf.function's grappler passes fuse resnet18's convolutions differently:
+    # 2.7e-7 of the largest logit, 2.0e-6 of the largest probability)
     wrapped = wrap_frozen_graph(tmp_path / "frozen.pb", names["input"], outputs)(tf2.constant(IMAGES))
     for key in outputs:
-        assert np.max(np.abs(wrapped[key].numpy() - frozen[key])) <= 1e-6 * np.max(np.abs(frozen[key])), key
+        assert np.max(np.abs(wrapped[key].numpy() - frozen[key])) <= 1e-5 * np.max(np.abs(frozen[key])), key
     return frozen
 
 
