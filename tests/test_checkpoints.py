@@ -108,6 +108,7 @@ def h5_values(path):
     return checkpoints.read(str(path), "m")[0]
 
 
+@pytest.mark.slow
 def test_modern_to_legacy_and_back_is_bit_identical_and_legacy_predicts_the_same(runs, tiny, tmp_path):
     source = runs["modern"]
     legacy_dir = convert(source, tmp_path / "as-legacy")
