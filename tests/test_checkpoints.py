@@ -141,6 +141,7 @@ def test_modern_to_legacy_and_back_is_bit_identical_and_legacy_predicts_the_same
     assert_user_error(proc, "converted", "--init-from")
 
 
+@pytest.mark.slow
 def test_conversion_errors_are_one_line(runs, tmp_path):
     assert_user_error(run_script("convert_checkpoint.py", tmp_path / "nothing", "--out", tmp_path / "o"),
                       "nothing", "no such")

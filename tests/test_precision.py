@@ -51,7 +51,7 @@ print(json.dumps({{"dtype": str(out[2].dtype), "std": float(out[0].std()),
 """
 
 
-@pytest.mark.parametrize("onednn", ["1", "0"])
+@pytest.mark.parametrize("onednn", ["1", pytest.param("0", marks=pytest.mark.slow)])
 def test_legacy_computes_in_bfloat16_when_the_session_config_says_so_and_refuses_without_onednn(onednn):
     # A process of its own: TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, and leaves oneDNN off by default on
     # some CPUs, where grappler's bfloat16 rewrite then does nothing (legacy.train.session_config).

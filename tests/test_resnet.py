@@ -150,7 +150,7 @@ def test_legacy_resnet_v1_has_exactly_tf_slims_variables(name):
 
 
 # both families at 50 and the article's at 101: resnet_v1_101 adds no unit or name rule (45 s of the suite's budget)
-@pytest.mark.parametrize("name", ["jianshu_resnet_50", "resnet_v1_50",
+@pytest.mark.parametrize("name", ["jianshu_resnet_50", pytest.param("resnet_v1_50", marks=pytest.mark.slow),
                                   pytest.param("jianshu_resnet_101", marks=pytest.mark.slow),
                                   pytest.param("resnet_v2_50", marks=pytest.mark.slow)])
 def test_legacy_checkpoint_gives_the_same_logits_in_the_modern_model(name, tmp_path):
