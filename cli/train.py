@@ -51,7 +51,8 @@ def parse_args(argv):
                    " RGB means subtracted); default: the model's (see --list-models)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="float32; mixed_bfloat16 (bfloat16 compute through oneDNN on CPU, switched on with"
-                   " TF_ENABLE_ONEDNN_OPTS=1 unless set; fast on CPUs with AVX-512 BF16 / AMX; or on GPU in modern); mixed_float16 (needs a GPU; loss scaling included). Weights stay float32 and"
+                   " TF_ENABLE_ONEDNN_OPTS=1 unless set; fast on CPUs with AVX-512 BF16 / AMX; or on GPU in"
+                   " modern); mixed_float16 (needs a GPU; loss scaling included). Weights stay float32 and"
                    " a resumed run keeps its own precision")
     p.add_argument("--save-every", type=int, default=DEFAULTS.save_every, metavar="STEPS",
                    help="also checkpoint every STEPS steps inside an epoch, so a killed run loses little")

@@ -99,7 +99,7 @@ def session_config(precision):
     matmul does not (modern keeps the whole head in float32).
 
     The bfloat16 rewrite is oneDNN's: in a process where oneDNN is off it leaves the graph float32 without a
-    word. TensorFlow 2.21 switches oneDNN on by default on some x86 CPUs only (on an Intel Xeon with AVX-512
+    word. TensorFlow 2.21 switches oneDNN on by default on some x86 CPUs only (on an AMD EPYC with AVX-512
     here, not on an AMD EPYC with AVX2, where ``TF_ENABLE_ONEDNN_OPTS=1`` switches it on and the rewrite runs);
     the switch is read once, when TensorFlow starts, so train.py sets it for ``mixed_bfloat16`` before importing
     TensorFlow and this refuses a process where it is off (tests/test_precision.py).
