@@ -1,6 +1,15 @@
 """keras3: the third half — Keras 3 (the ``keras`` package) on the TensorFlow and the JAX backend.
 
-Being built (docs/DESIGN.md §1 says what a half provides). What is here: ``keras3.layers``, the layers Keras 3
-needs of its own to give slim's numbers on both backends. Imports nothing from ``tf_keras``, tf_slim,
-``legacy/`` or ``modern/``; TensorFlow only inside what runs on the TensorFlow backend.
+    import keras3
+    model = keras3.build("jianshu_resnet_50", num_classes=10)    # a keras.Model returning logits
+
+Being built (docs/DESIGN.md §1 says what a half provides). What is here: every model of the table
+(``kerasnets``' nets with Keras 3's kit, ``keras3.kit``), the layers Keras 3 needs of its own to give slim's
+numbers on both backends (``keras3.layers``) and TF1 checkpoints read into a model by name
+(``keras3.naming``). Imports nothing from ``tf_keras``, tf_slim, ``legacy/`` or ``modern/``; TensorFlow only
+inside what runs on the TensorFlow backend.
 """
+
+from keras3.registry import build, default_input_size, list_models
+
+__all__ = ["build", "default_input_size", "list_models"]

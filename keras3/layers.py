@@ -12,7 +12,7 @@ modern/ gets both from tf_keras; Keras 3 has neither (docs/DESIGN.md §12):
   ``moving_variance``), are Keras 3's own.
 * ``DepthFilling``: the article's zero-padding of channels, in ``keras.ops`` (modern's uses ``tf.zeros`` and
   ``tf.shape``, which a JAX array refuses). Built by concatenating zeros, not by ``ops.pad``: on TensorFlow with
-  oneDNN, ``tf.pad`` in the article's unit crashes (modern/resnet.py says how).
+  oneDNN, ``tf.pad`` in the article's unit crashes (modern/kit.py says how).
 """
 
 import keras
@@ -24,9 +24,10 @@ FUSED_MIN_EPSILON = 1.001e-5  # tf.nn.fused_batch_norm raises a smaller epsilon 
 @keras.saving.register_keras_serializable(package="keras3")
 class BatchNorm(keras.layers.BatchNormalization):
     """slim's ``batch_norm`` (fused, as TF1 runs it): Keras 3's layer with TF1's epsilon floor and moving-variance
-    update. ``momentum`` is slim's ``decay``; the defaults are resnet_arg_scope's (0.997, 1e-5)."""
+    update. ``momentum`` is slim's ``decay``; the defaults are Keras's (0.99, 1e-3), as tf_keras's
+    ``BatchNormalization(fused=True)`` it stands for in the layer kit."""
 
-    def __init__(self, momentum=0.997, epsilon=1e-5, **kwargs):
+    def __init__(self, momentum=0.99, epsilon=1e-3, **kwargs):
         super().__init__(momentum=momentum, epsilon=max(epsilon, FUSED_MIN_EPSILON), **kwargs)
         if self.axis != -1 or self.renorm or self.synchronized:
             raise ValueError("BatchNorm is slim's: channels last, no renorm, not synchronized")

@@ -1,5 +1,5 @@
 """The classic CNNs of the articles the TF1 way: variable scopes, ``get_variable`` and tf_slim layers in an
-explicit graph (twin: modern/cnn.py).
+explicit graph (twin: kerasnets/cnn.py).
 
 * ``lenet5``: article 004's ``inference`` as printed but working — ``tf.variable_scope`` + ``tf.get_variable``
   (``tf.Variable`` in a scope cannot be reused or found by name), conv5's weights ``[5, 5, 16, 120]`` (printed

@@ -1,5 +1,5 @@
 """DenseNet-BC for 32x32 inputs (article 001) the TF1 way: tf_slim layers in an explicit graph
-(twin: modern/densenet.py).
+(twin: kerasnets/densenet.py).
 
 The article's Keras network written as a slim graph of its era: ``slim.batch_norm`` (decay 0.9, epsilon
 1e-5, scale, fused) + ReLU + ``slim.conv2d`` without bias or normaliser, ``tf.concat`` of the new channels

@@ -1,5 +1,5 @@
 """tf_slim's Inception v1, v2 and v3 the TF1 way: its own ``nets.inception_v1``, ``nets.inception_v2`` and
-``nets.inception_v3`` functions (twin: modern/inception.py).
+``nets.inception_v3`` functions (twin: kerasnets/inception.py).
 
 These are the graphs research/slim's Inception checkpoints were trained with, so legacy does not rewrite them:
 it calls tf_slim's function under that net's own arg scope (``inception_v1_arg_scope``, ``inception_v2_arg_scope``,

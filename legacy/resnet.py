@@ -1,4 +1,4 @@
-"""ResNets the TF1 way: tf_slim layers in ``tf.compat.v1`` graph mode (twin: modern/resnet.py).
+"""ResNets the TF1 way: tf_slim layers in ``tf.compat.v1`` graph mode (twin: kerasnets/resnet.py).
 
 Three families, one depth table:
 

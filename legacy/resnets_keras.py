@@ -1,5 +1,5 @@
 """The ResNets of the Keras articles the TF1 way: tf_slim layers in variable scopes (twin:
-modern/resnets_keras.py).
+kerasnets/resnets_keras.py).
 
 * ``resnet18_cifar`` (article 000): 3x3 stem without max-pool, BasicBlocks without conv bias, projection
   (1x1 conv + BN) where the size changes;

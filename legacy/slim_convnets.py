@@ -1,5 +1,5 @@
 """tf_slim's plain convolutional nets the TF1 way: its own ``nets.vgg``, ``nets.alexnet`` and ``nets.overfeat``
-functions (twin: modern/slim_convnets.py).
+functions (twin: kerasnets/slim_convnets.py).
 
 These are the graphs research/slim's checkpoints of VGG (``vgg_a``, ``vgg_16``, ``vgg_19``), AlexNet v2 and
 OverFeat were trained with, so legacy does not rewrite them: it calls tf_slim's function under that net's own arg

@@ -1,75 +1,29 @@
-"""The modern half's model registry: name -> tf_keras builder (twin: legacy/registry.py).
+"""The modern half's models: ``kerasnets``' builders built with tf_keras's kit (twin: legacy/registry.py).
 
     model = modern.build("jianshu_resnet_50", num_classes=10)   # a tf_keras.Model that returns logits
 
-A builder is registered by the family's module, ``@register_model(name, ...)`` over the rows of
-``core.models``' table that it builds.
+The nets are written once in ``kerasnets/`` (each family module registers its builder there over the rows of
+``core.models``' table that it builds); ``build`` runs one with ``modern.kit.KIT`` in use.
 
 Sections, in the same order as the twin: the registry, building.
 """
 
-import tf_keras as keras
-
-from core import models
-from core.checkpoints import SEP, layer_name
+import kerasnets
 from core.models import default_input_size  # noqa: F401 -- the half's API, from the one table
+from modern.kit import KIT
 
 # --- the registry -----------------------------------------------------------------------------------------
-# builders ``fn(name, num_classes, input_shape, weight_decay, **settings) -> tf_keras.Model``, the settings
+# kerasnets' builders ``fn(name, num_classes, input_shape, weight_decay, **settings) -> Keras model``, the settings
 # being the table's for that name
-_REGISTRY = models.Registry("modern")
-register_model, list_models = _REGISTRY.register_model, _REGISTRY.list_models
+register_model, list_models = kerasnets.register_model, kerasnets.list_models
 
 
 # --- building ---------------------------------------------------------------------------------------------
 
 def build(name, num_classes, input_shape=None, weight_decay=None, batch_norm_decay=None, precision="float32",
           dropout_keep_prob=None, aux_logits=False, **unknown):
-    """Build model ``name``; ``input_shape=None`` means ``(S, S, 3)`` at its default size S.
-
-    ``weight_decay=None`` means the model's own default (its row's in ``core.models``' table, resolved here once
-    for every builder: 1e-4 for the ResNets, in slim's convention, the coefficient of half the sum of squares);
-    ``batch_norm_decay``, when given (0 included), replaces the momentum of every BN layer's moving averages
-    (slim's "decay" is Keras's "momentum"). ``precision`` is a
-    Keras dtype policy (``mixed_bfloat16``, ``mixed_float16``) the layers are built under, except the
-    head (``logits``, or the table's ``head``), which every builder keeps in float32; the global policy is left
-    as it was. ``dropout_keep_prob``, when given, sets every ``Dropout`` layer's rate to ``1 - keep`` (models
-    with dropout only; 1.0 switches dropout off in training mode, as in legacy's ``build``). ``aux_logits``
-    (models with an auxiliary head: inception_v3) makes the model return ``[logits, aux_logits]``, what training
-    needs; the default model has no auxiliary layers at all.
-    """
-    fn, spec = _REGISTRY.lookup(name)
-    if unknown:
-        raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} for build(); known: num_classes,"
-                         " input_shape, weight_decay, batch_norm_decay, precision, dropout_keep_prob, aux_logits")
-    models.check_options(name, batch_norm_decay, dropout_keep_prob)
-    if aux_logits and spec.aux_head is None:
-        raise ValueError(f"{name} has no auxiliary head (aux_logits=True is inception_v3's)")
-    aux = {"aux_logits": True} if aux_logits else {}
-    keep = spec.dropout_keep_prob if dropout_keep_prob is None else dropout_keep_prob
-    dropout = {} if keep is None else {"dropout_keep_prob": keep}
-    size = spec.input_size
-    weight_decay = spec.weight_decay if weight_decay is None else weight_decay  # 0 is a decay too
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(precision)
-    try:
-        model = fn(name, num_classes, input_shape=tuple(input_shape or (size, size, 3)), weight_decay=weight_decay,
-                   **dropout, **aux, **spec.settings)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    check_head(model, spec)
-    for layer in model.submodules:  # nested layers of subclassed models too
-        if batch_norm_decay is not None and isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = batch_norm_decay
-    return model
-
-
-def check_head(model, spec):
-    """A ValueError unless ``model`` has the table's head (layers ``head``, ``head__...``) with weights, computing
-    in float32 under any precision."""
-    head = layer_name(spec.head)
-    heads = [layer for layer in model.submodules if isinstance(layer, keras.layers.Layer)
-             and (layer.name == head or layer.name.startswith(head + SEP))]
-    if not any(layer.weights for layer in heads) or any(layer.compute_dtype != "float32" for layer in heads):
-        raise ValueError(f"{spec.name}: needs a head (layers {head!r}, {head + SEP}...) with weights computing in"
-                         f" float32, found {[(layer.name, layer.compute_dtype) for layer in heads]}")
+    """Build model ``name`` as a tf_keras model; ``kerasnets.registry.build`` says what each argument means (the
+    keras3 half's ``build`` takes the same)."""
+    return kerasnets.build(KIT, name, num_classes, input_shape=input_shape, weight_decay=weight_decay,
+                           batch_norm_decay=batch_norm_decay, precision=precision,
+                           dropout_keep_prob=dropout_keep_prob, aux_logits=aux_logits, **unknown)

@@ -53,7 +53,9 @@ import modern
 from core import checkpoints, files, models, recipe
 from core.errors import UserError
 from core.run_dir import LOGS, MODERN_BACKUP, MODERN_BEST, MODERN_FINAL, MODERN_LAST
+from kerasnets.kit import using
 from modern import naming, optimizers
+from modern.kit import KIT
 
 # MODERN_LAST (last.keras): the whole model with its optimizer, to continue training or to take elsewhere;
 # MODERN_BEST (best.h5): the weights alone, keyed by layer name (Keras's HDF5 format), which load in a second (a
@@ -287,7 +289,8 @@ def continued(model, path, hyper, decay_steps):
     """
     with zipfile.ZipFile(path) as archive:
         saved_optimizer = json.loads(archive.read("config.json"))["compile_config"]["optimizer"]
-        weights = keras.models.load_model(path, compile=False).get_weights()
+        with using(KIT):  # a subclassed model's layers are made by the kit's names
+            weights = keras.models.load_model(path, compile=False).get_weights()
         with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as f:
             group = f["optimizer/vars"]
             state = [group[str(i)][()] for i in range(len(group))]

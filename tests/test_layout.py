@@ -13,13 +13,13 @@ import pytest
 
 from helpers import REPO
 
-PACKAGES = ("core", "flowio", "legacy", "modern", "keras3", "cli", "scripts", "bench")
+PACKAGES = ("core", "flowio", "kerasnets", "legacy", "modern", "keras3", "cli", "scripts", "bench")
 # docs/DESIGN.md §1: what each package may import of the project (besides itself); arrows only point down (bench
 # measures the packages, and reads tests/' comparisons as modules of their own: no package imports bench)
 ALLOWED = {"bench": {"core", "flowio", "legacy", "modern"}, "scripts": {"cli"},
            "cli": {"core", "flowio", "legacy", "modern"},
-           "legacy": {"core", "flowio"}, "modern": {"core", "flowio"}, "keras3": {"core", "flowio"},
-           "flowio": {"core"}, "core": set()}
+           "legacy": {"core", "flowio"}, "modern": {"core", "flowio", "kerasnets"},
+           "keras3": {"core", "flowio", "kerasnets"}, "kerasnets": {"core"}, "flowio": {"core"}, "core": set()}
 
 
 LOADER = REPO / "core" / "halves.py"  # the one module that imports a half by name (core.halves.half)
@@ -108,6 +108,9 @@ def test_the_halves_are_independent_and_each_in_its_own_idiom():
     for banned in ("tf_slim", "tf_keras", "legacy", "modern", "tensorflow.compat.v1"):
         assert not any(m == banned or m.startswith(banned + ".") for m in keras3_imports), banned
     assert "keras" in keras3_imports
+    kerasnets_imports = imports("kerasnets")  # the nets take every layer from the kit a half passes in
+    for banned in ("tensorflow", "tf_keras", "keras", "tf_slim", "jax", "legacy", "modern", "keras3"):
+        assert not any(m == banned or m.startswith(banned + ".") for m in kerasnets_imports), banned
 
 
 def test_importing_core_imports_no_tensorflow_and_nothing_else_of_the_project():
@@ -124,15 +127,17 @@ def test_importing_core_imports_no_tensorflow_and_nothing_else_of_the_project():
 # --- one model table ------------------------------------------------------------------------------------
 
 def test_both_halves_build_exactly_the_models_of_the_table_each_in_its_familys_module():
+    """legacy's nets in legacy/, the Keras halves' written once in kerasnets/."""
+    import kerasnets
     import legacy
     import modern
     from core import models
-    for half in (legacy, modern):
+    for half, lookup in ((legacy, legacy.registry._REGISTRY.lookup), (modern, kerasnets.lookup)):
         assert half.list_models() == models.list_models()
-        registry = half.registry._REGISTRY
+        package = "legacy" if half is legacy else "kerasnets"
         for name in models.list_models():
-            builder, spec = registry.lookup(name)
-            assert builder.__module__ == f"{half.__name__}.{spec.family}", (name, builder.__module__)
+            builder, spec = lookup(name)
+            assert builder.__module__ == f"{package}.{spec.family}", (name, builder.__module__)
             assert 1 <= spec.min_size <= spec.input_size
 
 
@@ -148,13 +153,20 @@ SECTION = re.compile(r"^# --- (.+?) -+$", re.M)
 
 
 def twins():
-    return sorted(p.name for p in (REPO / "legacy").glob("*.py") if (REPO / "modern" / p.name).exists())
+    """legacy's files with a twin: in modern/, else (the nets, written once for both Keras halves) in kerasnets/."""
+    return sorted(p.name for p in (REPO / "legacy").glob("*.py") if twin_home(p.name))
+
+
+def twin_home(name):
+    return next((home for home in ("modern", "kerasnets") if (REPO / home / name).exists()), None)
 
 
 def test_the_twin_files_are_the_expected_pairs():
-    assert twins() == ["__init__.py", "cnn.py", "densenet.py", "freeze.py", "harness.py", "inception.py",
-                       "optimizers.py", "registry.py", "resnet.py", "resnets_keras.py", "slim_convnets.py", "train.py",
-                       "weights.py"]
+    assert {name: twin_home(name) for name in twins()} == {
+        **dict.fromkeys(["__init__.py", "freeze.py", "harness.py", "optimizers.py", "registry.py", "train.py",
+                         "weights.py"], "modern"),
+        **dict.fromkeys(["cnn.py", "densenet.py", "inception.py", "resnet.py", "resnets_keras.py", "slim_convnets.py"],
+                        "kerasnets")}
 
 
 def top_level_sections(text):
@@ -171,7 +183,8 @@ def top_level_sections(text):
 
 @pytest.mark.parametrize("name", twins())
 def test_a_name_defined_in_both_twins_sits_under_the_same_section(name):
-    legacy_names, modern_names = (top_level_sections((REPO / half / name).read_text()) for half in ("legacy", "modern"))
+    legacy_names, modern_names = (top_level_sections((REPO / half / name).read_text())
+                                  for half in ("legacy", twin_home(name)))
     differ = {n: (legacy_names[n], modern_names[n]) for n in legacy_names.keys() & modern_names.keys()
               if legacy_names[n] != modern_names[n]}
     assert not differ, differ
@@ -179,12 +192,12 @@ def test_a_name_defined_in_both_twins_sits_under_the_same_section(name):
 
 @pytest.mark.parametrize("name", twins())
 def test_twin_files_have_the_same_sections_in_the_same_order(name):
-    legacy_text, modern_text = ((REPO / half / name).read_text() for half in ("legacy", "modern"))
+    legacy_text, modern_text = ((REPO / half / name).read_text() for half in ("legacy", twin_home(name)))
     sections = SECTION.findall(legacy_text)
     assert sections == SECTION.findall(modern_text)
     assert name == "__init__.py" or len(sections) >= 2
     titles = [re.sub(r" \(.*\)$", "", s) for s in sections]  # "prediction (evaluate.py, ...)" -> "prediction"
-    for text, twin in ((legacy_text, "modern"), (modern_text, "legacy")):
+    for text, twin in ((legacy_text, twin_home(name)), (modern_text, "legacy")):
         docstring = " ".join(text.split('"""')[1].split())
         assert f"twin: {twin}/" in docstring or name == "__init__.py"
         if sections:  # and the docstring lists them, in that order

@@ -18,8 +18,10 @@ import tf_keras as keras
 import legacy
 import modern
 from helpers import REPO, run_script
+from kerasnets.kit import using
+from kerasnets.resnet import conv2d_same
 from legacy.slim_compat import resnet_utils, slim, tf, tf1_hashing
-from modern.resnet import conv2d_same
+from modern.kit import KIT
 
 
 def run_graph(build, feed):
@@ -42,7 +44,8 @@ def test_slims_conv2d_same_is_not_keras_padding_same_at_stride_2():
     slim_out, variables = run_graph(slim_conv, x)
     kernel = variables["conv/weights"]
     inputs = keras.Input((8, 8, 3))
-    ours = keras.Model(inputs, conv2d_same(inputs, 4, 3, 2, "conv", 0.0, use_bias=False))
+    with using(KIT):
+        ours = keras.Model(inputs, conv2d_same(inputs, 4, 3, 2, "conv", 0.0, use_bias=False))
     ours.get_layer("conv").set_weights([kernel])
     np.testing.assert_allclose(ours(x).numpy(), slim_out, atol=1e-5)
     keras_same = keras.layers.Conv2D(4, 3, strides=2, padding="same", use_bias=False)

@@ -179,7 +179,7 @@ def test_legacy_checkpoint_gives_the_same_logits_in_the_modern_model(name, tmp_p
 
 def test_depth_filling_puts_zeros_around_the_input_in_both_halves():
     from legacy.resnet import depth_filling
-    from modern.resnet import DepthFilling
+    from modern.kit import DepthFilling
     x = np.random.default_rng(2).normal(size=(2, 4, 4, 64)).astype(np.float32)
     graph = tf.Graph()
     with graph.as_default(), tf.Session(graph=graph) as sess:

@@ -1,8 +1,9 @@
-"""ResNets the TF2 way: tf_keras functional models (twin: legacy/resnet.py).
+"""ResNets the Keras way: functional models of the layer kit, tf_keras's in modern/ and Keras 3's in keras3/
+(twin: legacy/resnet.py).
 
 Three families, one unit / stack / trunk code path driven by a depth table, with the same numbers as the
-legacy half given the same weights (layer names follow ``modern.naming``'s rule, so TF1 checkpoints load
-by name):
+legacy half given the same weights (layer names follow the naming rule of ``core.checkpoints``, so TF1
+checkpoints load by name):
 
 * ``jianshu_resnet_{50,101,152}``: the article's network (parameter-free, zero-padding shortcuts);
 * ``resnet_v1_{50,101,152,200}``: tf_slim's ``resnet_v1`` (projection shortcuts, BN after every conv);
@@ -13,19 +14,22 @@ Where tf_slim's defaults and Keras's differ, the setting is spelled out here:
 
 * BatchNorm: slim's ``decay=0.997`` is Keras's ``momentum=0.997`` (both keep 0.997 of the old average);
   ``epsilon=1e-5`` (Keras's default is 1e-3); ``scale=True`` (slim's default is False, resnet_arg_scope sets
-  it); ``fused=True`` in both halves — the fused kernel clamps epsilon to 1.001e-5 and updates the moving
-  variance with the Bessel-corrected batch variance, so both halves must use it for training-mode numbers
+  it); the kit's ``BatchNorm`` is TF1's fused kernel in every half (tf_keras's ``fused=True``; in Keras 3,
+  which has no fused path, ``keras3.layers.BatchNorm``): it clamps epsilon to 1.001e-5 and updates the moving
+  variance with the Bessel-corrected batch variance, so every half must use it for training-mode numbers
   to agree. The head BN (``postnorm``) keeps ``tf.layers.batch_normalization``'s defaults: 0.99, 1e-3.
 * Weight decay: slim's ``l2_regularizer(wd)`` adds ``wd * tf.nn.l2_loss(w) = wd * sum(w**2) / 2``; Keras's
   ``L2(l)`` adds ``l * sum(w**2)``; so ``L2(wd / 2)`` is the same penalty.
 * Padding: ``resnet_utils.conv2d_same`` pads explicitly (``(k - 1) // 2`` before, the rest after) and then
   convolves VALID when the stride is > 1; Keras's ``padding="same"`` pads only what the output needs, the
-  extra pixel after (3x3 at stride 2 on 8x8: 0 before, 1 after), and gives other numbers on even sizes. ``conv2d_same`` below does what slim does.
+  extra pixel after (3x3 at stride 2 on 8x8: 0 before, 1 after), and gives other numbers on even sizes.
+  ``conv2d_same`` below does what slim does.
 * Stride placement: the stride is on the 3x3 ``conv2`` of the last unit of block1..block3 (slim's v1);
   ``tf_keras.applications.ResNet50`` puts it on the first unit's 1x1 instead.
 * Depth filling: the article zero-pads channels with ``tf.pad``. In TF 2.21 with oneDNN, a graph with
   Conv2D(bias) -> Add(<- tf.pad) -> ReLU — exactly this unit — segfaults inside oneDNN's graph rewrite
-  (docs/DESIGN.md §8). ``DepthFilling`` makes the same zeros with ``tf.concat`` instead, which does not crash.
+  (docs/DESIGN.md §8). The kit's ``DepthFilling`` makes the same zeros by concatenating instead, which does not
+  crash (tf ops in modern/kit.py, ``keras.ops`` in keras3/layers.py).
 * Pre-activation (resnet_v2): the unit starts with ``preact`` = BN + ReLU of its input (a ``BatchNormalization``
   named ``<unit>__preact``: slim's ``batch_norm`` with ``activation_fn`` has no inner ``BatchNorm`` scope); the
   projection ``shortcut`` is a biased 1x1 conv of ``preact`` (of the raw input when the depth is kept: a 1x1
@@ -42,12 +46,9 @@ Sections, in the same order as the twin: the depth table, layer settings, the ar
 units, stack, trunk, registered builders.
 """
 
-import tensorflow as tf
-import tf_keras as keras
-from tf_keras import layers
-
-from modern.naming import SEP
-from modern.registry import register_model
+from core.checkpoints import SEP
+from kerasnets.kit import keras, layers
+from kerasnets.registry import register_model
 
 # --- the depth table ----------------------------------------------------------------------------------
 # Units per block; block i has bottleneck depth BASE_DEPTHS[i] and output depth 4x that. The stride is 2 on
@@ -80,8 +81,7 @@ def conv2d_same(x, filters, kernel, stride, name, weight_decay, use_bias):
 
 
 def batch_norm(x, name, momentum=0.997, epsilon=1e-5):
-    return layers.BatchNormalization(momentum=momentum, epsilon=epsilon, center=True, scale=True, fused=True,
-                                     name=name)(x)
+    return layers.BatchNorm(momentum=momentum, epsilon=epsilon, center=True, scale=True, name=name)(x)
 
 
 def conv_bn(x, filters, kernel, stride, name, weight_decay, relu=True):
@@ -92,29 +92,6 @@ def conv_bn(x, filters, kernel, stride, name, weight_decay, relu=True):
 
 
 # --- the article's shortcut pieces --------------------------------------------------------------------
-
-@keras.saving.register_keras_serializable(package="modern")
-class DepthFilling(layers.Layer):
-    """The article's ``depthFilling``: zero-pad the channels to ``depth``, (depth - in) / 2 on each side.
-
-    Built with ``tf.concat`` of zeros, not ``tf.pad``: see the module docstring (oneDNN crash).
-    """
-
-    def __init__(self, depth, **kwargs):
-        super().__init__(**kwargs)
-        self.depth = depth
-
-    def call(self, inputs):
-        pad = (self.depth - inputs.shape[-1]) // 2
-        zeros = tf.zeros(tf.concat([tf.shape(inputs)[:-1], [pad]], axis=0), dtype=inputs.dtype)
-        return tf.concat([zeros, inputs, zeros], axis=-1)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.depth,)
-
-    def get_config(self):
-        return {**super().get_config(), "depth": self.depth}
-
 
 def sampling(x, stride, name):
     """The article's ``sampling``: subsample with a 1x1 max-pool of stride ``stride``."""
@@ -127,7 +104,7 @@ def jianshu_bottleneck(x, depth, depth_bottleneck, stride, name, weight_decay):
     """The article's unit: parameter-free shortcut, ``conv3`` with bias and no BN."""
     shortcut = x
     if depth != x.shape[-1]:
-        shortcut = DepthFilling(depth, name=name + SEP + "depth_filling")(shortcut)
+        shortcut = layers.DepthFilling(depth, name=name + SEP + "depth_filling")(shortcut)
     if stride > 1:
         shortcut = sampling(shortcut, stride, name + SEP + "sampling")
     r = conv_bn(x, depth_bottleneck, 1, 1, name + SEP + "conv1", weight_decay)

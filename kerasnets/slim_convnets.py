@@ -1,4 +1,4 @@
-"""tf_slim's plain convolutional nets the TF2 way: tf_keras functional models that load research/slim's
+"""tf_slim's plain convolutional nets the Keras way: functional models of the layer kit that load research/slim's
 checkpoints (twin: legacy/slim_convnets.py).
 
 VGG (``vgg_a``, ``vgg_16``, ``vgg_19``), AlexNet v2 and OverFeat, each a table of layers. Where tf_slim's
@@ -28,11 +28,9 @@ done here:
 Sections, in the same order as the twin: the table, layer settings, trunk, registered builders.
 """
 
-import tf_keras as keras
-from tf_keras import layers
-
-from modern.naming import SEP
-from modern.registry import register_model
+from core.checkpoints import SEP
+from kerasnets.kit import keras, layers
+from kerasnets.registry import register_model
 
 # --- the table ----------------------------------------------------------------------------------------
 # features: ("conv", scope, filters, kernel, stride, padding) and ("pool", scope, size, stride)

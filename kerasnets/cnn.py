@@ -1,4 +1,4 @@
-"""The classic CNNs of the articles the TF2 way: tf_keras functional models (twin: legacy/cnn.py).
+"""The classic CNNs of the articles the Keras way: functional models of the layer kit (twin: legacy/cnn.py).
 
 * ``lenet5`` (article 004's TF1 ``inference``): its printed bugs fixed — conv5's weights were ``[5, 5, 6, 16]``
   (they take 16 channels and make 120), conv3 had no ``padding`` (VALID, as LeNet), ``tf.nn.matmul`` does not
@@ -18,11 +18,9 @@ articles' Keras defaults are kept (convs with biases, glorot-uniform kernels, no
 Sections, in the same order as the twin: layer settings, models, registered builders.
 """
 
-import tf_keras as keras
-from tf_keras import layers
-
-from modern.naming import SEP
-from modern.registry import register_model
+from core.checkpoints import SEP
+from kerasnets.kit import keras, layers
+from kerasnets.registry import register_model
 
 
 # --- layer settings -----------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
-"""tf_slim's Inception v1, v2 and v3 the TF2 way: tf_keras functional models that load research/slim's
+"""tf_slim's Inception v1, v2 and v3 the Keras way: functional models of the layer kit that load research/slim's
 checkpoints (twin: legacy/inception.py).
 
 One table per net (stem layers and mixed blocks, each block's branches a list of layers) walked by one builder.
 The model's name is the checkpoints' top-level scope (``InceptionV1``..``InceptionV3``, the model table's
-``scope``), so ``modern.naming`` maps its weights to tf_slim's variables. Where tf_slim's
+``scope``), so the naming rule maps its weights to tf_slim's variables. Where tf_slim's
 ``nets/inception_v{1,2,3}.py`` (under their arg scopes) and Keras differ, and what is done here:
 
 * names: scope ``Mixed_5b/Branch_0/Conv2d_0a_1x1`` is the layer ``Mixed_5b__Branch_0__Conv2d_0a_1x1``, its BN
@@ -20,7 +20,8 @@ The model's name is the checkpoints' top-level scope (``InceptionV1``..``Incepti
   image in both, so no explicit padding is needed (unlike the ResNets' ``conv2d_same``);
 * batch norm (every ``slim.conv2d`` but the heads'): the arg scopes' decay 0.9997 (Keras's ``momentum``),
   epsilon 0.001, ``center=True`` and slim's default ``scale=False``: Keras ``scale=False`` (so no ``gamma``,
-  only ``beta`` and the moving mean and variance), ``fused=True`` as slim's, so training-mode numbers agree.
+  only ``beta`` and the moving mean and variance), the kit's ``BatchNorm`` (the fused kernel, as slim's), so
+  training-mode numbers agree.
   The convolutions before BN have no bias; the heads' have one and neither BN nor ReLU;
 * initialisation: the arg scopes' ``variance_scaling_initializer()`` draws a normal truncated at 2 stddev with
   stddev ``sqrt(1.3 * 2 / fan_in)``; Keras's ``VarianceScaling(scale, "fan_in", "truncated_normal")`` uses
@@ -55,12 +56,10 @@ The model's name is the checkpoints' top-level scope (``InceptionV1``..``Incepti
 Sections, in the same order as the twin: the table, layer settings, trunk, registered builders.
 """
 
-import tf_keras as keras
-from tf_keras import layers
-
 from core import models
-from modern.naming import SEP
-from modern.registry import register_model
+from core.checkpoints import SEP
+from kerasnets.kit import keras, layers
+from kerasnets.registry import register_model
 
 # --- the table ----------------------------------------------------------------------------------------
 # Layers: ("conv", scope, filters, kernel, stride, padding, stddev): slim.conv2d + BN + ReLU, kernels
@@ -205,8 +204,7 @@ def conv_bn(x, filters, kernel, stride, padding, stddev, name, weight_decay):
     x = layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=False,
                       kernel_initializer=kernels(stddev), kernel_regularizer=keras.regularizers.L2(weight_decay / 2),
                       name=name)(x)
-    x = layers.BatchNormalization(momentum=0.9997, epsilon=0.001, center=True, scale=False, fused=True,
-                                  name=name + SEP + "BatchNorm")(x)
+    x = layers.BatchNorm(momentum=0.9997, epsilon=0.001, center=True, scale=False, name=name + SEP + "BatchNorm")(x)
     return layers.ReLU(name=name + SEP + "relu")(x)
 
 

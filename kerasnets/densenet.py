@@ -1,4 +1,5 @@
-"""DenseNet-BC for 32x32 inputs (article 001) the TF2 way: tf_keras functional models (twin: legacy/densenet.py).
+"""DenseNet-BC for 32x32 inputs (article 001) the Keras way: functional models of the layer kit
+(twin: legacy/densenet.py).
 
 The article's code with its old Keras API brought up to tf_keras 2.21: ``keras.layers.normalization`` ->
 ``layers.BatchNormalization``, ``keras.layers.merge.Concatenate`` -> ``layers.Concatenate``,
@@ -9,16 +10,14 @@ Otherwise as published: a 3x3 stem of 2k channels (k the growth rate), dense blo
 transitions halving channels (compression 0.5) and size (2x2 average pool), BN-ReLU, global average pool,
 a dense head; BN momentum 0.9, epsilon 1e-5; convs without bias, He-normal; ``l2(1e-4)`` on every kernel,
 which is ``weight_decay=2e-4`` in slim's convention (the coefficient of half the sum of squares). BN is
-pinned ``fused=True`` as everywhere here.
+the kit's ``BatchNorm`` (TF1's fused kernel) as everywhere here.
 
 Sections, in the same order as the twin: the table, layer settings, units, trunk, registered builders.
 """
 
-import tf_keras as keras
-from tf_keras import layers
-
-from modern.naming import SEP
-from modern.registry import register_model
+from core.checkpoints import SEP
+from kerasnets.kit import keras, layers
+from kerasnets.registry import register_model
 
 # --- the table ----------------------------------------------------------------------------------------
 # The article's variants (growth rate k, bottleneck units per dense block) are rows of core.models' table,
@@ -36,7 +35,7 @@ def conv(x, filters, kernel, name, weight_decay):
 
 
 def bn_relu(x, name):
-    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, fused=True, name=name)(x)
+    x = layers.BatchNorm(momentum=0.9, epsilon=1e-5, name=name)(x)
     return layers.ReLU(name=name + SEP + "relu")(x)
 
 
