@@ -38,13 +38,15 @@ def builds(half, name, size):
 
 
 # A ResNet's sizes do not depend on its depth (the same strides, the same stem): one depth per family
-# (the deeper ones build in 10-30 s each per half)
+# (the deeper ones build in 10-30 s each per half); nor an ImageNet DenseNet's on its growth rate or units per
+# block (the same four blocks and three transitions): densenet_121x32 stands for the other three
 DEEP_RESNETS = {f"{family}_{depth}" for family in ("jianshu_resnet", "resnet_v1", "resnet_v2")
                 for depth in (101, 152, 200)}
+LARGER_DENSENETS = {"densenet_161x48", "densenet_169x32", "densenet_201x32"}
 
 
 @pytest.mark.parametrize("name", [n if n in QUICK else pytest.param(n, marks=pytest.mark.slow)
-                                  for n in models.list_models() if n not in DEEP_RESNETS])
+                                  for n in models.list_models() if n not in DEEP_RESNETS | LARGER_DENSENETS])
 def test_each_model_builds_at_its_smallest_size_and_not_below(name):
     smallest, largest = models.spec(name).min_size, models.spec(name).max_size
     for half in ("legacy", "modern"):
