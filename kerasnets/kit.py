@@ -81,7 +81,7 @@ layers = _Current("layers")
 
 def subclass(make):
     """Decorator over ``make(keras, layers) -> class``: calling the result instantiates the class made for the kit
-    in use (``isinstance`` checks go through ``of(kit)``)."""
+    in use."""
     def instantiate(*args, **kwargs):
         return of(in_use())(*args, **kwargs)
 
@@ -91,7 +91,6 @@ def subclass(make):
             kit._classes[make] = kit.keras.saving.register_keras_serializable(package=kit.name)(cls)
         return kit._classes[make]
 
-    instantiate.of = of
     instantiate.__name__ = instantiate.__qualname__ = make.__name__
     instantiate.__doc__ = make.__doc__
     return instantiate
