@@ -9,7 +9,11 @@ import subprocess
 import sys
 import time
 
-import pytest
+# as every command does (cli/__init__.py): TensorFlow loads tf_keras at its import, not Keras 3 with scikit-learn,
+# matplotlib, SciPy and JAX (2 s of each test process's start); the subprocesses inherit it
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import pytest  # noqa: E402
 
 from helpers import CLASSES, IMPLS, QUIET_TF, REPO, run_script, save, shape_image, train_args
 

@@ -258,5 +258,8 @@ def test_one_gradient_tape_step_is_one_fit_step(name):
         scale = np.max(np.abs(reference))
         assert np.max(np.abs(got - reference)) <= 1e-5 * scale, n
         moved[n] = np.max(np.abs(reference - before)) > 100 * 1e-5 * scale
-    assert all(moved.values()), [n for n, m in moved.items() if not m]  # BN's moving statistics included
+    # the guard: every kernel and every BN moving statistic moved by more than 100x the tolerance (a BN gamma's
+    # gradient sums terms of both signs over the batch: CI saw one of resnet18's 17 barely move, by chance)
+    guarded = [n for n in moved if n.endswith(("kernel:0", "moving_mean:0", "moving_variance:0"))]
+    assert len(guarded) >= 10 and all(moved[n] for n in guarded), [n for n, m in moved.items() if not m]
     assert name != "resnet18" or sum(n.endswith("moving_variance:0") for n in names) == 17
