@@ -1,10 +1,11 @@
 """Keras 3's backend for a command: ``--keras-backend {tensorflow,jax}``.
 
-Keras 3 reads ``KERAS_BACKEND`` once, when it is first imported, and ``import tensorflow`` imports it (TensorFlow
-2.21's ``tf.keras`` is Keras 3): the backend of a process is therefore fixed by whatever imports TensorFlow
-first. ``choose(backend)`` sets the variable, and refuses with one line where Keras is already loaded on another
-backend (a library that imported TensorFlow before the command parsed its arguments, or a test process). It
-imports nothing: the commands call it before they import TensorFlow.
+Keras 3 reads ``KERAS_BACKEND`` once, when it is first imported. ``import tensorflow`` imports it too (TensorFlow
+2.21's ``tf.keras`` is Keras 3) unless ``TF_USE_LEGACY_KERAS=1``, which every command sets (cli/__init__.py):
+there the backend is fixed by the first ``import keras``, keras3/'s. ``choose(backend)`` sets the variable, and
+refuses with one line where Keras is already loaded on another backend (a library that imported it before the
+command parsed its arguments, or a test process). It imports nothing: the commands call it before they import
+TensorFlow.
 """
 
 import os

@@ -15,7 +15,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import pytest  # noqa: E402
 
-from helpers import CLASSES, IMPLS, QUIET_TF, REPO, run_script, save, shape_image, train_args
+from helpers import CLASSES, IMPLS, QUIET_TF, REPO, TINY_MODEL, run_script, save, shape_image, train_args
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +67,7 @@ def train_shared_runs(records, root):
     for impl, proc in procs.items():
         stdout, stderr = proc.communicate(timeout=900)
         assert proc.returncode == 0, stderr[-3000:]
-        assert f"train: {impl} jianshu_resnet_50 -> " in stdout
+        assert f"train: {impl} {TINY_MODEL} -> " in stdout
 
 
 def latest(root):

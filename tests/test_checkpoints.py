@@ -10,8 +10,9 @@ import pytest
 
 from core import checkpoints
 from core.run_dir import Run
-from helpers import (CLASSES, IMPLS, ONE_STEP, assert_user_error, legacy_run, max_relative_error, random_values,
-                     read_run, rename_variable, run_script, set_values, shape_image, tolerance, train_run)
+from helpers import (CLASSES, IMPLS, ONE_STEP, TINY_MODEL, assert_user_error, legacy_run, max_relative_error,
+                     random_values, read_run, rename_variable, run_script, set_values, shape_image, tolerance,
+                     train_run)
 from legacy.slim_compat import slim, tf
 from modern import naming
 
@@ -272,7 +273,7 @@ def test_fine_tuning_starts_the_trunk_from_the_checkpoint_and_the_head_anew(impl
     tf_slim wrote it or as legacy did) add 40 s each of a 2-core CPU and no path of their own."""
     other = {"legacy": "modern", "modern": "legacy"}[impl]
     model, src = (("resnet_v1_50", slim_three_classes) if source == "tf_slim"
-                  else ("jianshu_resnet_50", runs[other]))
+                  else (TINY_MODEL, runs[other]))
     run_dir = tmp_path / "tuned"
     # a rate so small that after the epoch every weight is still (nearly) what it started from: the random
     # weights of these checkpoints make gradients in the hundreds, which at 0.01 would rescale the early kernels

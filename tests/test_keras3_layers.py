@@ -117,7 +117,7 @@ def test_depth_filling_pads_the_channels_with_zeros_on_each_side(keras3):
 
 
 def test_the_backend_is_refused_where_keras_is_loaded_on_another(monkeypatch):
-    import keras  # noqa: F401  (this process: TensorFlow imported Keras on its backend)
+    import keras  # noqa: F401  (this process: Keras 3 on its default backend, TensorFlow)
     assert loaded() == "tensorflow"
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
     with pytest.raises(UserError, match="already loaded on tensorflow in this process"):

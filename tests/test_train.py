@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from helpers import train_run as train
-from helpers import BATCH, CLASSES, IMPLS, QUIET_TF, assert_user_error, read_run, run_script, save, shape_image
+from helpers import (BATCH, CLASSES, IMPLS, QUIET_TF, TINY_MODEL, assert_user_error, read_run, run_script, save,
+                     shape_image)
 
 def event_tags(folder):
     import tensorflow as tf
@@ -28,7 +29,7 @@ def event_tags(folder):
 def test_a_run_directory_holds_everything_of_the_design(runs, impl):
     run_dir = runs[impl]
     run = read_run(run_dir)
-    assert run["impl"] == impl and run["model"] == "jianshu_resnet_50" and run["state"] == "complete"
+    assert run["impl"] == impl and run["model"] == TINY_MODEL and run["state"] == "complete"
     assert run["num_classes"] == 3 and run["labels"] == CLASSES and run["image_size"] == 32
     assert [e["epoch"] for e in run["epochs"]] == [1, 2]
     steps = 36 // BATCH  # 48 images, a quarter held out
