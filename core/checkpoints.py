@@ -93,7 +93,12 @@ def read_tf1(prefix):
 
 
 def read_h5(path, model_name):
-    """``{legacy name: array}`` of a Keras HDF5 weights file (keyed by layer name) of the model ``model_name``."""
+    """``{legacy name: array}`` of a Keras HDF5 weights file (keyed by layer name) of the model ``model_name``.
+
+    A layer that holds layers (resnet18's ``BasicBlock``, named ``layer1__block_1``) keeps their weights in its own
+    group, each named by its scope: ``resnet18/layer1__block_1/layer1__block_1__bn1/gamma:0``. The weight's layer is
+    then the inner one (``layer1__block_1__bn1``): the group's name and the weight's last part alone would give its
+    two BNs' gammas one name."""
     import h5py
     with h5py.File(path, "r") as f:
         if "layer_names" not in f.attrs:
@@ -105,7 +110,9 @@ def read_h5(path, model_name):
             group = f[layer]
             for weight in group.attrs["weight_names"]:
                 weight = weight.decode() if isinstance(weight, bytes) else weight
-                values[legacy_name(model_name, layer, weight.split("/")[-1])] = group[weight][()]
+                parts = weight.split("/")
+                owner = parts[-2] if len(parts) > 1 and parts[-2].startswith(layer + "__") else layer
+                values[legacy_name(model_name, owner, parts[-1])] = group[weight][()]
     return values
 
 

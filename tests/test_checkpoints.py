@@ -117,7 +117,7 @@ def test_modern_to_legacy_and_back_is_bit_identical_and_legacy_predicts_the_same
     back = convert(legacy_dir, tmp_path / "back")
     original, returned = h5_values(source / "best.h5"), h5_values(back / "best.h5")
     saved_by_legacy = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(legacy_dir / "ckpt" / "best")))
-    in_legacy = checkpoints.model_variables(saved_by_legacy.get_variable_to_shape_map(), "jianshu_resnet_50")
+    in_legacy = checkpoints.model_variables(saved_by_legacy.get_variable_to_shape_map(), TINY_MODEL)
     assert sorted(original) == sorted(returned) and len(original) == len(in_legacy) > 100
     for name, value in original.items():
         assert returned[name].dtype == value.dtype and np.array_equal(returned[name], value), name
