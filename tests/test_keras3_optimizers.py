@@ -27,7 +27,6 @@ import sys
 import numpy as np
 import pytest
 
-from core import recipe
 from core.keras_backend import BACKENDS
 from core.run_dir import Hyper
 from helpers import QUIET_TF, REPO, tolerance
@@ -218,8 +217,8 @@ STATISTICS = [np.float32(v) for v in np.random.default_rng(2).normal(0, 1, (STEP
 
 def all_cases():
     """``{id: (TF1's records, keras3's case)}``: every case of tests/test_optimizers.py, the two stock Keras 3
-    classes the recipe replaces (the guards), the averages at two decays, the clipping, and one compiled step
-    restricted, clipped and averaged."""
+    classes the recipe replaces (the guards), the averages at two decays, the clipping, one compiled step
+    restricted, clipped and averaged, and tests/test_optimizers.py's BN net under every optimizer x schedule."""
     cases = {}
     for name, kind, parameters, scale in CASES:
         hyper, gradients = hyper_of(name, kind, parameters), gradient_sets(scale=scale)

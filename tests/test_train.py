@@ -74,8 +74,8 @@ def test_a_run_of_another_impl_model_or_size_is_refused(runs, tiny, impl, tmp_pa
     assert_user_error(train(impl, tiny[1], runs[impl], "--optimizer", "adam"), "another optimizer", "'rmsprop'")
     assert_user_error(train(impl, tiny[1], tmp_path / "scopes", "--model", "lenet5", "--trainable-scopes", "nowhere"),
                       "--trainable-scopes nowhere: no trainable variable", "lenet5/logits/weights")
-    assert_user_error(run_script("train.py", "--impl", impl, "--data", tiny[1], "--image-size", 48,
-                                 "--run-dir", runs[impl]), "another image size")
+    assert_user_error(run_script("train.py", "--impl", impl, "--model", TINY_MODEL, "--data", tiny[1],
+                                 "--image-size", 48, "--run-dir", runs[impl]), "another image size")
 
 
 @pytest.mark.slow
