@@ -30,6 +30,9 @@ from core.keras_backend import BACKENDS
 from helpers import QUIET_TF, REPO, legacy_run, max_relative_error
 from test_zoo import hand_counts
 
+# a Keras 3 process per backend building 25 nets (3-4 minutes of one worker on 2 cores): outside `make test-fast`
+pytestmark = pytest.mark.slow
+
 # one net per family, each at size_of(name) (vgg's fc6 is a 7x7 VALID convolution of a 224 image's pool5)
 LOGITS = ["jianshu_resnet_50", "resnet_v1_50", "resnet_v2_50", "inception_v3", "vgg_16"]
 CLASSES = 10

@@ -34,6 +34,9 @@ from test_optimizers import (CASES, NET_CASES, NET_CLASSES, NET_DECAY_STEPS, NET
                              NET_TOL, NET_VARIABLES, SHAPES, STEPS, TOL, gradient_sets, initial_values,
                              legacy_net_steps, legacy_steps, net_batches, net_hyper, net_initial_values, relative)
 
+# a Keras 3 process per backend (about a minute each on 2 cores): outside `make test-fast`
+pytestmark = pytest.mark.slow
+
 KERAS3 = r"""
 import json, sys
 import numpy as np
