@@ -219,7 +219,7 @@ def keras_rmsprop():
     import tf_keras as keras
     from modern import optimizers
     plain = type("KerasRMSprop", (optimizers.Recipe, keras.optimizers.RMSprop), {})
-    optimizers.OPTIMIZERS["rmsprop"] = (plain, optimizers.OPTIMIZERS["rmsprop"][1])
+    optimizers.CLASSES["rmsprop"] = plain
 
 
 def keras_sgd():
@@ -227,7 +227,7 @@ def keras_sgd():
     import tf_keras as keras
     from modern import optimizers
     plain = type("KerasSGD", (optimizers.Recipe, keras.optimizers.SGD), {})
-    optimizers.OPTIMIZERS["momentum"] = (plain, optimizers.OPTIMIZERS["momentum"][1])
+    optimizers.CLASSES["momentum"] = plain
 
 
 def keras_l2():

@@ -12,6 +12,8 @@ for the epoch summaries.
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 OPTIMIZERS = ("momentum", "sgd", "rmsprop", "adam", "adagrad", "adadelta", "ftrl")
 DECAY_TYPES = ("exponential", "fixed", "polynomial")
 
@@ -156,3 +158,63 @@ def check(hyper):
             raise ValueError(f"{f.option} {getattr(hyper, f.name)}: {problem}")
     if hyper.precise_bn_batches < 1:
         raise ValueError(f"--precise-bn-batches {hyper.precise_bn_batches}: must be at least 1")
+
+
+# --- the recipe in Keras's terms (tf_keras and Keras 3 take the same names) ------------------------------------
+
+def f32(decay):
+    """``decay`` rounded to float32, as TF1's kernels receive it: they compute ``1 - decay`` in float32 (exactly,
+    from the rounded value), Keras in float64 from the decimal: 1 - 0.999 is 0.001 in Keras, 0.00099998713 in TF1,
+    which puts Adam's ``v`` 1.3e-5 (relative) off TF1's at every step. Given the rounded value, Keras's float64
+    ``1 - decay`` is TF1's float32 one exactly."""
+    return float(np.float32(decay))
+
+
+# decay type -> (the class of ``keras.optimizers.schedules``, its arguments from the Hyper and decay_steps): TF1's
+# ``exponential_decay(staircase=True)`` and ``polynomial_decay(power=1, cycle=False)``; "fixed" is ``hyper.lr``
+KERAS_SCHEDULES = {
+    "exponential": ("ExponentialDecay", lambda h, n: dict(
+        initial_learning_rate=h.lr, decay_steps=n, decay_rate=h.learning_rate_decay_factor, staircase=True)),
+    "polynomial": ("PolynomialDecay", lambda h, n: dict(
+        initial_learning_rate=h.lr, decay_steps=n, end_learning_rate=h.end_learning_rate, power=1.0, cycle=False)),
+}
+
+# optimizer -> its Keras arguments from the Hyper besides the learning rate and clipnorm: TF1's (Adagrad's epsilon
+# 0: TF1 has none; Keras's 1e-7 moves a weight by up to 5e-7 relative less at slim's initial accumulator 0.1), the
+# decays rounded to float32 (``f32``)
+KERAS_ARGUMENTS = {
+    "adadelta": lambda h: dict(rho=f32(h.adadelta_rho), epsilon=h.opt_epsilon),
+    "adagrad": lambda h: dict(initial_accumulator_value=h.adagrad_initial_accumulator_value, epsilon=0.0),
+    "adam": lambda h: dict(beta_1=f32(h.adam_beta1), beta_2=f32(h.adam_beta2), epsilon=h.opt_epsilon),
+    "ftrl": lambda h: dict(
+        learning_rate_power=h.ftrl_learning_rate_power, initial_accumulator_value=h.ftrl_initial_accumulator_value,
+        l1_regularization_strength=h.ftrl_l1, l2_regularization_strength=h.ftrl_l2),
+    "momentum": lambda h: dict(momentum=h.momentum, name="Momentum"),
+    "rmsprop": lambda h: dict(rho=f32(h.rmsprop_decay), momentum=h.rmsprop_momentum, epsilon=h.opt_epsilon),
+    "sgd": lambda h: dict(momentum=0.0, name="GradientDescent"),
+}
+
+
+def keras_schedule(schedules, hyper, decay_steps):
+    """``hyper.lr`` decayed by ``hyper.learning_rate_decay_type`` every ``decay_steps`` global steps, made from
+    ``schedules`` (a Keras package's ``keras.optimizers.schedules``): a float (fixed) or a
+    ``LearningRateSchedule`` of the optimizer's ``iterations`` (TF1's global step while it is restored with the
+    run)."""
+    kind = hyper.learning_rate_decay_type
+    if kind == "fixed":
+        return hyper.lr
+    if kind not in KERAS_SCHEDULES:
+        raise ValueError(f"learning_rate_decay_type [{kind}] was not recognized")
+    name, arguments = KERAS_SCHEDULES[kind]
+    return getattr(schedules, name)(**arguments(hyper, decay_steps))
+
+
+def keras_optimizer(classes, schedules, hyper, decay_steps):
+    """The optimizer ``hyper.optimizer`` names, of ``classes`` (a half's ``{name: class}``), on ``keras_schedule``,
+    with the Hyper's parameters (slim's flags); ``hyper.clip_gradient_norm`` > 0 clips each gradient by its own
+    norm (``clipnorm``, as slim's ``create_train_op``; ``global_clipnorm`` would clip them together)."""
+    if hyper.optimizer not in classes:
+        raise ValueError(f"Optimizer [{hyper.optimizer}] was not recognized")
+    clipnorm = hyper.clip_gradient_norm if hyper.clip_gradient_norm > 0 else None  # 0: no clipping, as slim
+    return classes[hyper.optimizer](learning_rate=keras_schedule(schedules, hyper, decay_steps), clipnorm=clipnorm,
+                                    **KERAS_ARGUMENTS[hyper.optimizer](hyper))

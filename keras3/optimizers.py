@@ -5,7 +5,8 @@ schedule of the global step and the optimizer a ``core.run_dir.Hyper`` names, co
 Keras 3's class is used where its update is TF1's (Adam, Adagrad with epsilon 0, Adadelta, Ftrl); where it is not,
 a small subclass says what differs, written as Keras 3's own optimizers are (``update_step`` in ``keras.ops`` on
 ``self.assign``, slots from ``add_optimizer_variables``), so that one class runs eagerly, in a ``tf.function``
-and in JAX's ``stateless_apply`` under ``jit``. The arguments are TF1's (the decays rounded to float32: ``f32``).
+and in JAX's ``stateless_apply`` under ``jit``. The schedule and the arguments are TF1's in Keras's names
+(``core.recipe.keras_optimizer``, shared with modern/).
 
 The rest of slim's recipe is not the optimizer's here, unlike tf_keras's:
 
@@ -23,30 +24,19 @@ tests/test_keras3_optimizers.py holds each class, on each backend, to TF1's in a
 Sections, in the same order as modern/optimizers.py: schedules, optimizers (and the moving averages).
 """
 
-import numpy as np
 import keras
 from keras import ops
 
+from core import recipe
+
 # --- schedules -------------------------------------------------------------------------------------------
 
-# (hyper, decay_steps) -> the rate, or a schedule of the optimizer's ``iterations`` (the steps before this one:
-# TF1's global step while ``iterations`` is restored with the run)
-SCHEDULES = {
-    "exponential": lambda h, n: keras.optimizers.schedules.ExponentialDecay(
-        h.lr, n, h.learning_rate_decay_factor, staircase=True),
-    "fixed": lambda h, n: h.lr,
-    "polynomial": lambda h, n: keras.optimizers.schedules.PolynomialDecay(
-        h.lr, n, h.end_learning_rate, power=1.0, cycle=False),
-}
-
-
 def schedule(hyper, decay_steps):
-    """``hyper.lr`` decayed by ``hyper.learning_rate_decay_type`` every ``decay_steps`` global steps: a float
-    (fixed) or a ``LearningRateSchedule`` (TF1's ``exponential_decay(staircase=True)``, ``polynomial_decay(power=1,
+    """``hyper.lr`` decayed by ``hyper.learning_rate_decay_type`` every ``decay_steps`` global steps, as Keras 3
+    schedules (``core.recipe.keras_schedule``, which modern/ shares): a float (fixed) or a ``LearningRateSchedule``
+    of the optimizer's ``iterations`` (TF1's ``exponential_decay(staircase=True)``, ``polynomial_decay(power=1,
     cycle=False)``)."""
-    if hyper.learning_rate_decay_type not in SCHEDULES:
-        raise ValueError(f"learning_rate_decay_type [{hyper.learning_rate_decay_type}] was not recognized")
-    return SCHEDULES[hyper.learning_rate_decay_type](hyper, decay_steps)
+    return recipe.keras_schedule(keras.optimizers.schedules, hyper, decay_steps)
 
 
 # --- optimizers ------------------------------------------------------------------------------------------
@@ -91,53 +81,18 @@ class RMSProp(keras.optimizers.RMSprop):
                                                "ones" if name == "velocity" else initializer)
 
 
-def f32(decay):
-    """``decay`` rounded to float32, as TF1's kernels receive it: they compute ``1 - decay`` in float32 from the
-    rounded value, Keras in float64 from the decimal (1 - 0.999 is 0.001 in Keras, 0.00099998713 in TF1: Adam's
-    ``v`` 1.3e-5 relative off TF1's at every step). Given the rounded value, Keras's ``1 - decay`` is TF1's."""
-    return float(np.float32(decay))
-
-
-# optimizer name -> (class, its arguments from the Hyper besides the learning rate and clipnorm): Keras 3's Adam,
-# Adagrad, Adadelta and Ftrl compute TF1's update as they are (the betas and rho rounded, Adagrad's epsilon 0: TF1
-# has none; Keras's 1e-7 moves a weight by up to 5e-7 relative less at slim's initial accumulator 0.1)
-OPTIMIZERS = {
-    "adadelta": (keras.optimizers.Adadelta, lambda h: dict(rho=f32(h.adadelta_rho), epsilon=h.opt_epsilon)),
-    "adagrad": (keras.optimizers.Adagrad,
-                lambda h: dict(initial_accumulator_value=h.adagrad_initial_accumulator_value, epsilon=0.0)),
-    "adam": (keras.optimizers.Adam,
-             lambda h: dict(beta_1=f32(h.adam_beta1), beta_2=f32(h.adam_beta2), epsilon=h.opt_epsilon)),
-    "ftrl": (keras.optimizers.Ftrl, lambda h: dict(
-        learning_rate_power=h.ftrl_learning_rate_power, initial_accumulator_value=h.ftrl_initial_accumulator_value,
-        l1_regularization_strength=h.ftrl_l1, l2_regularization_strength=h.ftrl_l2)),
-    "momentum": (Momentum, lambda h: dict(momentum=h.momentum, name="Momentum")),
-    "rmsprop": (RMSProp, lambda h: dict(rho=f32(h.rmsprop_decay), momentum=h.rmsprop_momentum,
-                                        epsilon=h.opt_epsilon)),
-    "sgd": (Momentum, lambda h: dict(momentum=0.0, name="GradientDescent")),
-}
-
-# TF1's slot name -> the attribute of the Keras 3 class holding that slot (a list, one per updated variable, in
-# the order the optimizer was built with: ``optimizer._get_variable_index``)
-SLOTS = {
-    "momentum": {"momentum": "momentums"},
-    "sgd": {},
-    "rmsprop": {"rms": "_velocities", "momentum": "_momentums"},
-    "adam": {"m": "_momentums", "v": "_velocities"},
-    "adagrad": {"accumulator": "_accumulators"},
-    "adadelta": {"accum": "_accumulated_grads", "accum_update": "_accumulated_delta_vars"},
-    "ftrl": {"accum": "_accumulators", "linear": "_linears"},
-}
+# optimizer name -> its class: Keras 3's Adam, Adagrad, Adadelta and Ftrl compute TF1's update as they are, with
+# core.recipe's KERAS_ARGUMENTS (TF1's, in Keras's names, which modern/ shares: the decays rounded to float32,
+# Adagrad's epsilon 0)
+CLASSES = {"adadelta": keras.optimizers.Adadelta, "adagrad": keras.optimizers.Adagrad, "adam": keras.optimizers.Adam,
+           "ftrl": keras.optimizers.Ftrl, "momentum": Momentum, "rmsprop": RMSProp, "sgd": Momentum}
 
 
 def optimizer(hyper, decay_steps):
     """The optimizer ``hyper.optimizer`` names, on ``schedule(hyper, decay_steps)``, with the Hyper's parameters
-    (slim's flags); ``hyper.clip_gradient_norm`` > 0 clips each gradient by its own norm (``clipnorm``, as slim's
-    ``create_train_op``: Keras 3's ``_clip_by_norm`` is ``tf.clip_by_norm``'s formula)."""
-    if hyper.optimizer not in OPTIMIZERS:
-        raise ValueError(f"Optimizer [{hyper.optimizer}] was not recognized")
-    cls, arguments = OPTIMIZERS[hyper.optimizer]
-    clipnorm = hyper.clip_gradient_norm if hyper.clip_gradient_norm > 0 else None  # 0: no clipping, as slim
-    return cls(learning_rate=schedule(hyper, decay_steps), clipnorm=clipnorm, **arguments(hyper))
+    (``core.recipe.keras_optimizer``: slim's flags; clipnorm as slim's ``create_train_op``, Keras 3's
+    ``_clip_by_norm`` being ``tf.clip_by_norm``'s formula)."""
+    return recipe.keras_optimizer(CLASSES, keras.optimizers.schedules, hyper, decay_steps)
 
 
 def average_decay(decay, step):

@@ -2,7 +2,8 @@
 of the global step and the optimizer a ``core.run_dir.Hyper`` names, computing TF1's update exactly.
 
 tf_keras's class is used where its update is TF1's; where it is not (Momentum, RMSProp), a small subclass says in
-its docstring what differs; the arguments are TF1's (Adagrad's epsilon 0, the decays rounded to float32: ``f32``).
+its docstring what differs; the schedule and the arguments are TF1's in Keras's names, shared with keras3/
+(``core.recipe.keras_optimizer``: Adagrad's epsilon 0, the decays rounded to float32 by ``f32``).
 Every class also carries ``Recipe``: slim's ``--trainable-scopes`` (``restrict``) and ``--moving-average-decay``
 (``average``, ``swap_averages``). Both live in the optimizer so that ``fit``'s compiled step does them on every step
 under any strategy, and their state is saved with the optimizer's (BackupAndRestore, ``.keras``).
@@ -19,30 +20,20 @@ loading, the caller sets them again before building. tests/test_optimizers.py ho
 Sections, in the same order as the twin: schedules, optimizers.
 """
 
-import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from core import recipe
+
 # --- schedules -------------------------------------------------------------------------------------------
 
-# (hyper, decay_steps) -> the rate, or a schedule of the optimizer's ``iterations``: Keras calls it with the count
-# of the steps before this one, which is TF1's global step as long as ``iterations`` is restored with the run
-SCHEDULES = {
-    "exponential": lambda h, n: keras.optimizers.schedules.ExponentialDecay(
-        h.lr, n, h.learning_rate_decay_factor, staircase=True),
-    "fixed": lambda h, n: h.lr,
-    "polynomial": lambda h, n: keras.optimizers.schedules.PolynomialDecay(
-        h.lr, n, h.end_learning_rate, power=1.0, cycle=False),
-}
-
-
 def schedule(hyper, decay_steps):
-    """``hyper.lr`` decayed by ``hyper.learning_rate_decay_type`` every ``decay_steps`` global steps: a float
-    (fixed) or a ``LearningRateSchedule`` (TF1's ``exponential_decay(staircase=True)``, ``polynomial_decay(power=1,
-    cycle=False)``)."""
-    if hyper.learning_rate_decay_type not in SCHEDULES:
-        raise ValueError(f"learning_rate_decay_type [{hyper.learning_rate_decay_type}] was not recognized")
-    return SCHEDULES[hyper.learning_rate_decay_type](hyper, decay_steps)
+    """``hyper.lr`` decayed by ``hyper.learning_rate_decay_type`` every ``decay_steps`` global steps, as tf_keras
+    schedules (``core.recipe.keras_schedule``): a float (fixed) or a ``LearningRateSchedule`` (TF1's
+    ``exponential_decay(staircase=True)``, ``polynomial_decay(power=1, cycle=False)``). Keras calls it with the
+    count of the steps before this one, which is TF1's global step as long as ``iterations`` is restored with the
+    run."""
+    return recipe.keras_schedule(keras.optimizers.schedules, hyper, decay_steps)
 
 
 # --- optimizers ------------------------------------------------------------------------------------------
@@ -209,37 +200,13 @@ class Ftrl(Recipe, keras.optimizers.Ftrl):
     ``(clip(linear, -l1, l1) - linear) / quadratic`` (TF1: 0 where ``|linear| <= l1``, the same value)."""
 
 
-
-def f32(decay):
-    """``decay`` rounded to float32, as TF1's kernels receive it: they compute ``1 - decay`` in float32 (exactly,
-    from the rounded value), tf_keras in float64 from the decimal: 1 - 0.999 is 0.001 in tf_keras, 0.00099998713 in
-    TF1, which puts Adam's ``v`` 1.3e-5 (relative) off TF1's at every step. Given the rounded value, tf_keras's
-    float64 ``1 - decay`` is TF1's float32 one exactly."""
-    return float(np.float32(decay))
-
-
-# optimizer name -> (class, its arguments from the Hyper besides the learning rate and clipnorm)
-OPTIMIZERS = {
-    "adadelta": (Adadelta, lambda h: dict(rho=f32(h.adadelta_rho), epsilon=h.opt_epsilon)),
-    "adagrad": (Adagrad, lambda h: dict(initial_accumulator_value=h.adagrad_initial_accumulator_value, epsilon=0.0)),
-    "adam": (Adam, lambda h: dict(beta_1=f32(h.adam_beta1), beta_2=f32(h.adam_beta2), epsilon=h.opt_epsilon)),
-    "ftrl": (Ftrl, lambda h: dict(
-        learning_rate_power=h.ftrl_learning_rate_power, initial_accumulator_value=h.ftrl_initial_accumulator_value,
-        l1_regularization_strength=h.ftrl_l1, l2_regularization_strength=h.ftrl_l2)),
-    "momentum": (Momentum, lambda h: dict(momentum=h.momentum, name="Momentum")),
-    "rmsprop": (RMSProp, lambda h: dict(rho=f32(h.rmsprop_decay), momentum=h.rmsprop_momentum,
-                                        epsilon=h.opt_epsilon)),
-    "sgd": (Momentum, lambda h: dict(momentum=0.0, name="GradientDescent")),
-}
+# optimizer name -> its class; the arguments are core.recipe's KERAS_ARGUMENTS (TF1's, in Keras's names)
+CLASSES = {"adadelta": Adadelta, "adagrad": Adagrad, "adam": Adam, "ftrl": Ftrl, "momentum": Momentum,
+           "rmsprop": RMSProp, "sgd": Momentum}
 
 
 def optimizer(hyper, decay_steps):
     """The optimizer ``hyper.optimizer`` names, on ``schedule(hyper, decay_steps)``, with the Hyper's parameters
-    (slim's flags); ``hyper.clip_gradient_norm`` > 0 clips each gradient by its own norm (``clipnorm``, as slim's
-    ``create_train_op``; ``global_clipnorm`` would clip them together). Not built: see the module's docstring."""
-    if hyper.optimizer not in OPTIMIZERS:
-        raise ValueError(f"Optimizer [{hyper.optimizer}] was not recognized")
-    cls, arguments = OPTIMIZERS[hyper.optimizer]
-    clipnorm = hyper.clip_gradient_norm if hyper.clip_gradient_norm > 0 else None  # 0: no clipping, as slim
-    return cls(learning_rate=schedule(hyper, decay_steps), clipnorm=clipnorm,
-               **arguments(hyper))
+    (``core.recipe.keras_optimizer``: slim's flags, clipnorm as slim's ``create_train_op``). Not built: see the
+    module's docstring."""
+    return recipe.keras_optimizer(CLASSES, keras.optimizers.schedules, hyper, decay_steps)

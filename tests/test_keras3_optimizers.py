@@ -31,7 +31,7 @@ from core.keras_backend import BACKENDS
 from core.run_dir import Hyper
 from helpers import QUIET_TF, REPO, tolerance
 from test_optimizers import (CASES, NET_CASES, NET_CLASSES, NET_DECAY_STEPS, NET_KERNELS, NET_LOSS_TOL, NET_STEPS,
-                             NET_TOL, NET_VARIABLES, SHAPES, STEPS, TOL, gradient_sets, initial_values,
+                             NET_TOL, NET_VARIABLES, SHAPES, SLOTS, STEPS, TOL, gradient_sets, initial_values,
                              legacy_net_steps, legacy_steps, net_batches, net_hyper, net_initial_values, relative)
 
 # a Keras 3 process per backend (about a minute each on 2 cores): outside `make test-fast`
@@ -53,17 +53,20 @@ def value(v):
     return np.asarray(ops.convert_to_numpy(v), np.float64).tolist()
 
 
-def slots(optimizer, name, variables, trained):
+def slots(optimizer, attributes, variables, trained):
+    # attributes: TF1's slot name -> the Keras 3 class's list of it (tests/test_optimizers.py's SLOTS: tf_keras and
+    # Keras 3 name them alike)
     got = {}
-    for slot, attribute in optimizers.SLOTS[name].items():
+    for slot, attribute in attributes.items():
         kept = getattr(optimizer, attribute, [])
         got.update({f"{slot}|{n}": value(kept[optimizer._get_variable_index(variables[n])])
                     for n in trained if kept})
     return got
 
 
-def record(optimizer, name, variables, trained, shadows):
-    return {"vars": {n: value(v) for n, v in variables.items()}, "slots": slots(optimizer, name, variables, trained),
+def record(optimizer, attributes, variables, trained, shadows):
+    return {"vars": {n: value(v) for n, v in variables.items()},
+            "slots": slots(optimizer, attributes, variables, trained),
             "shadows": {n: value(s) for n, s in shadows.items()}, "iterations": int(optimizer.iterations)}
 
 
@@ -96,8 +99,8 @@ def eager(case):
             for n, shadow in shadows.items():
                 shadow.assign(optimizers.moving_average(shadow.value, variables[n].value, decay))
         if i in (0, len(case["gradients"]) - 1):
-            records.append(record(optimizer, case["name"], variables, trained, shadows))
-    counts = {attribute: len(getattr(optimizer, attribute, [])) for attribute in optimizers.SLOTS[case["name"]].values()}
+            records.append(record(optimizer, case["slots"], variables, trained, shadows))
+    counts = {attribute: len(getattr(optimizer, attribute, [])) for attribute in case["slots"].values()}
     return {"records": records, "counts": counts}
 
 
@@ -153,7 +156,7 @@ def compiled(case):
         for i, grads in enumerate(case["gradients"]):
             step(tf.constant(np.asarray(statistics[i + 1], np.float32)),
                  [tf.constant(np.asarray(grads[n], np.float32)) for n in trained])
-    return {"records": [record(optimizer, case["name"], variables, trained, shadows)], "counts": {}}
+    return {"records": [record(optimizer, case["slots"], variables, trained, shadows)], "counts": {}}
 
 
 def net(case):
@@ -181,7 +184,7 @@ def net(case):
     for images, labels in zip(arrays["images"], arrays["labels"]):
         losses.append(float(model.train_on_batch(images, labels)))
         if first is None:
-            first = record(optimizer, hyper.optimizer, variables, [n for n, v in variables.items() if v.trainable], {})
+            first = record(optimizer, case["slots"], variables, [n for n, v in variables.items() if v.trainable], {})
     return {"records": [first], "losses": losses, "counts": {}}
 
 
@@ -198,7 +201,7 @@ def lists(values):
 
 def keras3_case(hyper, decay_steps, gradients, kind="recipe", trained=None, average=None, statistics=None,
                 **stock):
-    return {"hyper": {k: getattr(hyper, k) for k in hyper.__dataclass_fields__}, "name": hyper.optimizer,
+    return {"hyper": {k: getattr(hyper, k) for k in hyper.__dataclass_fields__}, "slots": SLOTS[hyper.optimizer],
             "decay_steps": decay_steps, "kind": kind, "initial": lists(initial_values()),
             "gradients": [lists(g) for g in gradients], "trained": trained, "average": average,
             "statistics": [np.asarray(s).tolist() for s in statistics] if statistics is not None else None,
@@ -260,6 +263,7 @@ def all_cases():
         hyper = net_hyper(name, kind)
         cases[f"net-{name}-{kind}"] = (legacy_net_steps(hyper, initial, batches), {
             "kind": "net", "hyper": {k: getattr(hyper, k) for k in hyper.__dataclass_fields__},
+            "slots": SLOTS[name],
             "decay_steps": NET_DECAY_STEPS, "classes": NET_CLASSES,
             "mapping": {n: [layer, attribute] for n, (layer, attribute, _) in NET_VARIABLES.items()}})
     return cases
