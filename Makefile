@@ -2,6 +2,7 @@
 # setup.cfg or pyproject.toml changed, then runs its job.
 #   make demo       sample digits -> flowio -> train (modern) -> evaluate -> use_model
 #   make demo-legacy  the same with the legacy half
+#   make demo-keras3  the same with the keras3 half (BACKEND=jax for JAX; tensorflow by default)
 #   make test       the whole test suite (what .ci/run calls)
 #   make test-fast  the quick subset, for iterating
 
@@ -10,7 +11,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo demo-legacy test test-fast bench clean
+.PHONY: venv demo demo-legacy demo-keras3 test test-fast bench clean
 
 venv: $(STAMP)
 
@@ -37,6 +38,14 @@ demo-legacy: $(STAMP)
 	$(PY) scripts/flowio.py data --out tfrecords
 	$(PY) scripts/train.py --impl legacy $(DEMO_TRAIN)
 	$(PY) scripts/evaluate.py
+	$(PY) scripts/use_model.py samples --top-k 3
+
+BACKEND ?= tensorflow
+demo-keras3: $(STAMP)
+	$(PY) scripts/make_sample_data.py data --holdout 10 --holdout-dir samples
+	$(PY) scripts/flowio.py data --out tfrecords
+	$(PY) scripts/train.py --impl keras3 --keras-backend $(BACKEND) $(DEMO_TRAIN) --run-dir runs/keras3-$(BACKEND)
+	$(PY) scripts/evaluate.py --keras-backend $(BACKEND)
 	$(PY) scripts/use_model.py samples --top-k 3
 
 # Two pytest workers (pytest-xdist), each taking whole test files (their module fixtures made once): most tests

@@ -34,8 +34,9 @@ def parse_args(argv):
                    " or a modern .h5 weights file")
     p.add_argument("--out", metavar="RUN_DIR", help="the run directory to write (must not exist, or be empty);"
                    " required unless --list")
-    p.add_argument("--to", choices=IMPLS, help="the half to convert to (default: the other half than SRC's;"
-                   " modern for a TF1 checkpoint)")
+    p.add_argument("--to", choices=IMPLS, help="the half to convert to (default: legacy for a modern run or"
+                   " .h5 file, modern for anything else: a TF1 checkpoint, a legacy or keras3 run); keras3 writes"
+                   " its weights by TF1 name, which either Keras backend reads")
     p.add_argument("--model", help="registered model name (default: SRC's run.json, or the checkpoint's"
                    " top-level scope)")
     p.add_argument("--num-classes", type=int, metavar="N", help="classes of the model's head (default: from"

@@ -9,7 +9,7 @@ import argparse
 import os
 from functools import partial
 
-from core import halves, models, recipe
+from core import halves, keras_backend, models, recipe
 from core import run_dir as rd
 from core.errors import UserError, run_cli
 from core.run_dir import IMPLS, PRECISIONS
@@ -19,7 +19,10 @@ DEFAULTS = rd.Hyper()
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n\n", 1)[1].strip())
-    p.add_argument("--impl", choices=IMPLS, help="legacy: tf.compat.v1 + tf_slim; modern: tf_keras")
+    p.add_argument("--impl", choices=IMPLS, help="legacy: tf.compat.v1 + tf_slim; modern: tf_keras (Keras 2);"
+                   " keras3: Keras 3 on the --keras-backend")
+    p.add_argument("--keras-backend", choices=keras_backend.BACKENDS,
+                   help=keras_backend.HELP + "; the run records it, and any backend predicts from it")
     p.add_argument("--model", default="jianshu_resnet_50", help="registered model (see --list-models)")
     p.add_argument("--data", default="tfrecords", metavar="DIR", help="records made by scripts/flowio.py")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="epochs in all (a resumed run counts"
@@ -92,7 +95,7 @@ def list_models():
 def check(args):
     """The arguments' own errors, found before TensorFlow starts; returns ``init_from`` (or None)."""
     if args.impl is None:
-        raise UserError("--impl is required: legacy (tf.compat.v1 + tf_slim) or modern (tf_keras)")
+        raise UserError("--impl is required: legacy (tf.compat.v1 + tf_slim), modern (tf_keras) or keras3 (Keras 3)")
     for flag, value, low in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
                              ("--save-every", args.save_every, 1)):
         if value < low:
@@ -164,6 +167,7 @@ def main(argv=None):
         # bfloat16 on a CPU is oneDNN's, which TensorFlow reads once at its import and leaves off on some CPUs
         # (legacy.train.session_config says which): on unless the caller's environment says otherwise
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    keras_backend.choose(args.keras_backend, args.impl)
     from core.quiet import quiet_tensorflow
     quiet_tensorflow()
     import flowio

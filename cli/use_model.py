@@ -1,6 +1,6 @@
 """Classify images with a trained run: ``python scripts/use_model.py IMAGE_OR_FOLDER [...]``.
 
-The article's useModel.py, for runs of either half. Prints, for each image, its K most likely classes, best
+The article's useModel.py, for runs of every half. Prints, for each image, its K most likely classes, best
 first, one line each: ``path<TAB>class<TAB>probability``. A folder is searched for images (hidden entries
 skipped) and predicted in batches. Images are decoded and preprocessed exactly as in training (flowio's
 recorded preprocessing). A file that is missing or not an image is reported on stderr; the others are
@@ -9,9 +9,9 @@ still predicted, and the exit status is then 2. A path or class name holding a t
 carries any name.
 
 Two backends: litert runs the run's model.tflite (written by scripts/export.py and at the end of training)
-with LiteRT and never imports TensorFlow, so it answers in well under a second; tf rebuilds the model in the
-half that trained it. auto takes litert when the run has a current model.tflite and ai-edge-litert is
-installed, else tf. Both decode with Pillow, which equals TensorFlow's JPEG decoding as pinned.
+with LiteRT and never imports TensorFlow, so it answers in well under a second; native (tf is its old name)
+rebuilds the model in the half that trained it: a legacy Session, tf_keras, or Keras 3 on --keras-backend.
+auto takes litert when the run has a current model.tflite and ai-edge-litert is installed, else native. Both decode with Pillow, which equals TensorFlow's JPEG decoding as pinned.
 """
 
 import argparse
@@ -22,7 +22,7 @@ from functools import partial
 
 import numpy as np
 
-from core import halves, lite, metrics
+from core import halves, keras_backend, lite, metrics
 from core import run_dir as rd
 from core.errors import UserError, run_cli
 
@@ -35,10 +35,11 @@ def parse_args(argv):
     p.add_argument("--run-dir", metavar="DIR", help="the trained run to use (default: runs/latest)")
     p.add_argument("--top-k", type=int, default=5, metavar="K", help="classes per image (at most the number"
                    " of classes; default 5)")
-    p.add_argument("--backend", choices=["auto", "litert", "tf"], default="auto",
-                   help="what runs the model: litert (the run's model.tflite, no TensorFlow import), tf"
-                   " (TensorFlow, the half that trained it), auto (litert when the run has a current"
-                   " model.tflite and ai-edge-litert is installed, else tf)")
+    p.add_argument("--backend", choices=["auto", "litert", "native", "tf"], default="auto",
+                   help="what runs the model: litert (the run's model.tflite, no TensorFlow import), native"
+                   " (the half that trained it; tf is its old name), auto (litert when the run has a current"
+                   " model.tflite and ai-edge-litert is installed, else native)")
+    p.add_argument("--keras-backend", choices=keras_backend.BACKENDS, help=keras_backend.HELP)
     p.add_argument("--json", action="store_true", help="print one JSON document instead of lines (it carries any"
                    " name, a tab or line break included)")
     return p.parse_args(argv)
@@ -85,14 +86,15 @@ def backend(args, run):
             raise UserError(f"{run.folder}: no model.tflite; make it with scripts/export.py {run.folder}")
         if not lite.installed():
             raise UserError("--backend litert: the ai-edge-litert package is not installed (pip install"
-                            " ai-edge-litert), or use --backend tf")
+                            " ai-edge-litert), or use --backend native")
     if args.backend == "litert" or (args.backend == "auto" and lite.installed() and lite.current(run)):
         return "litert", lite.LitePredictor(tflite), load_image
+    keras_backend.choose(args.keras_backend, run.impl)
     from core.quiet import quiet_tensorflow
     quiet_tensorflow()
     import flowio
     model = halves.half(run.impl).Predictor(run)
-    return ("tf", lambda images: metrics.softmax(model(images)),
+    return ("native" if args.backend == "native" else "tf", lambda images: metrics.softmax(model(images)),
             lambda path: flowio.preprocess(load_image(path), run.image_size, run.preprocessing).numpy())
 
 

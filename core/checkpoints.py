@@ -116,6 +116,15 @@ def read_h5(path, model_name):
     return values
 
 
+def read_run_h5(run, name):
+    """``{legacy name: array}`` of the run's weights file ``name`` (a Keras half's ``best.h5``, keyed by layer
+    name); a run that has none yet is a one-line error."""
+    path = run.path(name)
+    if not os.path.exists(path):
+        raise UserError(f"{run.folder}: this {run.impl} run has no {name} yet; train it for an epoch first")
+    return read_h5(path, models.scope(run.model))
+
+
 def _tf1_prefix(folder):
     import tensorflow as tf
     return tf.train.latest_checkpoint(folder)
@@ -150,6 +159,27 @@ def read(src, model_name=None):
 def models_in(values):
     """The top-level scopes of ``values`` that hold model variables (a guess at the checkpoint's model)."""
     return sorted({n.split("/")[0] for n in values if "/" in n and model_variables([n], n.split("/")[0])})
+
+
+def write_h5(path, values):
+    """Write ``values`` ``{legacy name: array}`` as a Keras HDF5 weights file keyed by layer name, the layout
+    ``read_h5`` reads and tf_keras's ``save_weights('x.h5')`` writes (a group per layer, ``weight_names`` naming
+    ``<layer>/<weight>:0``; ``model.load_weights(path, by_name=True)`` of tf_keras takes it). Keras 3 writes
+    only ``.weights.h5``, keyed by class and order: the keras3 half writes its weights with this."""
+    import h5py
+    layers = {}
+    for name, value in values.items():
+        _, layer, weight = modern_name(name)
+        layers.setdefault(layer, []).append((f"{layer}/{weight}:0", value))
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [layer.encode() for layer in layers]
+        # tf_keras reads "keras_version" only to convert files of Keras 1 (which this is not)
+        f.attrs["backend"], f.attrs["keras_version"] = b"tensorflow", b"2 (core.checkpoints.write_h5)"
+        for layer, weights in layers.items():
+            group = f.create_group(layer)
+            group.attrs["weight_names"] = [weight.encode() for weight, _ in weights]
+            for weight, value in weights:
+                group.create_dataset(weight, data=value)
 
 
 # --- choosing --------------------------------------------------------------------------------------------

@@ -25,10 +25,20 @@ imports no TensorFlow, and ``tests/test_layout.py`` takes ``HALVES`` as the pack
 import importlib
 from types import SimpleNamespace
 
-HALVES = ("legacy", "modern")
+HALVES = ("legacy", "modern", "keras3")
 # protocol name -> the half's module holding it
 PROTOCOL = {"build": "", "list_models": "", "train": "train", "is_chief": "train", "Predictor": "weights",
             "variable_shapes": "weights", "write_weights": "weights", "read_weights": "weights"}
+
+
+def one_machine(impl):
+    """``train.is_chief()`` of a half that trains on one machine: True, with ``TF_CONFIG`` refused."""
+    import os
+    if os.environ.get("TF_CONFIG"):
+        from core.errors import UserError
+        raise UserError(f"TF_CONFIG is set, and multi-worker training is the modern half's (tf.distribute);"
+                        f" unset TF_CONFIG to train {impl} on one machine")
+    return True
 
 
 def half(impl):

@@ -22,10 +22,17 @@ def loaded():
     return None if module is None else module.backend()
 
 
-def choose(backend):
-    """Run Keras 3 on ``backend`` in this process (``None``: leave ``KERAS_BACKEND`` as it is)."""
+HELP = ("keras3: the backend Keras 3 runs on (default: the KERAS_BACKEND variable, else Keras's own,"
+        " tensorflow)")
+
+
+def choose(backend, impl="keras3"):
+    """Run Keras 3 on ``backend`` in this process (``None``: leave ``KERAS_BACKEND`` as it is), for a command on
+    the half ``impl``: only keras3 has a Keras backend to choose."""
     if backend is None:
         return
+    if impl != "keras3":
+        raise UserError(f"--keras-backend is the keras3 half's; a {impl} run runs on TensorFlow")
     if backend not in BACKENDS:
         raise UserError(f"--keras-backend {backend}: one of {', '.join(BACKENDS)}")
     running = loaded()

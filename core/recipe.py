@@ -218,3 +218,23 @@ def keras_optimizer(classes, schedules, hyper, decay_steps):
     clipnorm = hyper.clip_gradient_norm if hyper.clip_gradient_norm > 0 else None  # 0: no clipping, as slim
     return classes[hyper.optimizer](learning_rate=keras_schedule(schedules, hyper, decay_steps), clipnorm=clipnorm,
                                     **KERAS_ARGUMENTS[hyper.optimizer](hyper))
+
+
+def precise_batch_norm(layers, forward, batches):
+    """legacy's ``precise_statistics`` on Keras BN ``layers`` (tf_keras's or Keras 3's): their moving statistics
+    become the mean, over ``batches``, of what ``forward(batch)`` (the model in training mode) leaves in them at
+    momentum 0, i.e. of each batch's mean and (unbiased, as slim's fused kernel) variance; the momenta are put
+    back."""
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = 0.0
+    sums, count = None, 0
+    for batch in batches:
+        forward(batch)
+        values = [np.asarray(v) for layer in layers for v in (layer.moving_mean, layer.moving_variance)]
+        sums = values if sums is None else [a + b for a, b in zip(sums, values)]
+        count += 1
+    for layer, momentum, mean, variance in zip(layers, momenta, sums[0::2], sums[1::2]):
+        layer.moving_mean.assign(mean / count)
+        layer.moving_variance.assign(variance / count)
+        layer.momentum = momentum

@@ -35,6 +35,9 @@ MODERN_LAST = "last.keras"  # the whole model with its optimizer, at each epoch 
 MODERN_BEST = "best.h5"  # the best epoch's weights, keyed by layer name (Keras's HDF5 format)
 MODERN_BACKUP = "backup"  # BackupAndRestore's state while a run is unfinished
 MODERN_FINAL = "final.h5"  # multi-worker: the weights each worker ended with
+KERAS3_LAST = "last.keras"  # keras3: Keras 3's whole model with its optimizer, at each epoch end
+KERAS3_BEST = "best.h5"  # keras3: the best epoch's weights keyed by layer name (core.checkpoints.write_h5)
+KERAS3_BACKUP = "backup.weights.h5"  # keras3: the weights and optimizer every --save-every steps (resuming)
 TFLITE = "model.tflite"  # export: LiteRT
 SAVED_MODEL = "saved_model"  # export: TF Serving
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # train.py --precision: Keras's policy names
@@ -89,8 +92,9 @@ class Run:
     distribute: dict | None = None
     export: dict | None = None
     evaluation: dict | None = None
+    keras_backend: str | None = None  # keras3: the backend it trained on (any backend predicts from it)
 
-    _OPTIONAL = ("converted_from", "distribute", "export", "evaluation")
+    _OPTIONAL = ("converted_from", "distribute", "export", "evaluation", "keras_backend")
 
     @classmethod
     def read(cls, folder):

@@ -15,7 +15,7 @@ where tf_keras says ``depthwise_kernel`` (slim's ``depthwise_weights``). Layers 
 
 import numpy as np
 
-from core import checkpoints
+from core import checkpoints, models
 
 
 def _leaf_layers(model):
@@ -57,6 +57,26 @@ def assign(model, values, exclude_scopes=(), source="the checkpoint"):
         weight = wanted[name]
         weight.assign(np.asarray(value, dtype=np.dtype(getattr(weight.dtype, "as_numpy_dtype", weight.dtype))))
     return sorted(chosen)
+
+
+def assign_converted(model, values, model_name, source):
+    """What a converted run's weights file holds (the halves' ``write_weights``): ``values`` by name into
+    ``model`` (built with its auxiliary head), except the head's layers whose kernel follows the input size
+    (``core.checkpoints.resized_aux``), which keep their initial values; returns those ``resized`` pairs."""
+    shapes = {name: [int(d) for d in weight.shape] for name, weight in weight_names(model).items()}
+    resized = checkpoints.resized_aux(shapes, values, model_name)
+    assign(model, values, [scope for pair in resized for scope in pair], source=source)
+    return resized
+
+
+def initialise(model, run, init_from):
+    """Fine-tuning (slim's ``assign_from_checkpoint_fn`` with ``checkpoint_exclude_scopes``): the weights of the
+    run's model outside ``init_from["exclude_scopes"]`` from ``init_from["checkpoint"]`` (any checkpoint
+    ``core.checkpoints.read`` takes), recorded in ``run.init_from``."""
+    values, source = checkpoints.read(init_from["checkpoint"], models.scope(run.model))
+    restored = assign(model, values, init_from["exclude_scopes"], source)
+    run.init_from = {**init_from, "source": source, "restored": len(restored),
+                     "initialised": len(weight_names(model)) - len(restored)}
 
 
 def load(model, path):

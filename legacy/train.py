@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 import flowio
 import legacy
-from core import checkpoints, models, recipe
+from core import checkpoints, halves, models, recipe
 from core.errors import UserError
 from core.run_dir import LEGACY_BEST, LEGACY_LAST, LOGS
 from legacy import optimizers
@@ -119,10 +119,7 @@ def session_config(precision):
 def is_chief():
     """Always (the half protocol's question, ``core.halves``): legacy trains on one machine; a ``TF_CONFIG``
     cluster is refused, the modern half's (tf.distribute)."""
-    if os.environ.get("TF_CONFIG"):
-        raise UserError("TF_CONFIG is set, and multi-worker training is the modern half's (tf.distribute);"
-                        " unset TF_CONFIG to train legacy on one machine")
-    return True
+    return halves.one_machine("legacy")
 
 
 # --- model and loss ----------------------------------------------------------------------------------

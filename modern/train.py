@@ -255,14 +255,6 @@ def recipe_optimizer(model):
     return getattr(model.optimizer, "inner_optimizer", model.optimizer)
 
 
-def initialise(model, run, init_from):
-    """Fine-tuning: the weights outside ``init_from["exclude_scopes"]`` from ``init_from["checkpoint"]``."""
-    values, source = checkpoints.read(init_from["checkpoint"], models.scope(run.model))
-    restored = naming.assign(model, values, init_from["exclude_scopes"], source)
-    run.init_from = {**init_from, "source": source, "restored": len(restored),
-                     "initialised": len(naming.weight_names(model)) - len(restored)}
-
-
 def training_model(run, start, steps_per_epoch, decay_steps, executed, init_from):
     """``(model, initial_epoch, start)`` under the strategy: a new compiled model, which takes a complete run's
     weights and optimizer state from last.keras when it is continued with a larger --epochs, its first weights
@@ -274,7 +266,7 @@ def training_model(run, start, steps_per_epoch, decay_steps, executed, init_from
             continued(model, run.path(MODERN_LAST), run.hyper, decay_steps)
             return model, done_epochs, run.resume_at(done_epochs * steps_per_epoch)
         if start == 0 and init_from:
-            initialise(model, run, init_from)
+            naming.initialise(model, run, init_from)
     return model, 0, start  # BackupAndRestore overrides the initial epoch when it restores a backup
 
 
@@ -375,21 +367,9 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         layers = [layer for layer in self.model.submodules if isinstance(layer, keras.layers.BatchNormalization)]
         if not layers:
             return
-        momenta = [layer.momentum for layer in layers]
-        for layer in layers:
-            layer.momentum = 0.0
         # traced once, with momentum 0 (read when tracing); fit's own train function keeps its traced momentum
         self.forward = self.forward or tf.function(lambda x: self.model(x, training=True))
-        sums, count = None, 0
-        for inputs, _ in self.data:
-            self.forward(inputs)
-            values = [v.numpy() for layer in layers for v in (layer.moving_mean, layer.moving_variance)]
-            sums = values if sums is None else [a + b for a, b in zip(sums, values)]
-            count += 1
-        for layer, momentum, mean, variance in zip(layers, momenta, sums[0::2], sums[1::2]):
-            layer.moving_mean.assign(mean / count)
-            layer.moving_variance.assign(variance / count)
-            layer.momentum = momentum
+        recipe.precise_batch_norm(layers, self.forward, (inputs for inputs, _ in self.data))
 
 
 def callbacks(run, steps_per_epoch, executed, records_dir):

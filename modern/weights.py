@@ -47,19 +47,14 @@ def write_weights(run, values, source):
     keep their initial values."""
     model = modern.build(run.model, run.num_classes, input_shape=(run.image_size, run.image_size, 3),
                          aux_logits=bool(models.aux_scopes(run.model)))
-    weights = naming.weight_names(model)
-    resized = checkpoints.resized_aux({n: w.shape.as_list() for n, w in weights.items()}, values, run.model)
-    naming.assign(model, values, [s for pair in resized for s in pair], source=source)
+    resized = naming.assign_converted(model, values, run.model, source)
     model.save_weights(run.path(MODERN_BEST))
-    return len(weights), resized
+    return len(naming.weight_names(model)), resized
 
 
 def read_weights(run):
     """``{TF1 name: array}`` of the run's best.h5 (``core.checkpoints.read`` of a run)."""
-    path = run.path(MODERN_BEST)
-    if not os.path.exists(path):
-        raise UserError(f"{run.folder}: this modern run has no {MODERN_BEST} yet; train it for an epoch first")
-    return checkpoints.read_h5(path, models.scope(run.model))
+    return checkpoints.read_run_h5(run, MODERN_BEST)
 
 
 # --- prediction (evaluate.py, use_model.py) -------------------------------------------------------------

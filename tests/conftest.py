@@ -1,5 +1,5 @@
 """Shared fixtures (nothing else: helpers and constants are tests/helpers.py's): tiny real data (3 classes of
-32x32 images) and one tiny trained run per half, made once per test session.
+32x32 images) and one tiny trained run per half (keras3's on each backend), made once per test session.
 """
 
 import fcntl
@@ -15,7 +15,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import pytest  # noqa: E402
 
-from helpers import CLASSES, IMPLS, QUIET_TF, REPO, TINY_MODEL, run_script, save, shape_image, train_args
+from helpers import (CLASSES, IMPLS, KERAS3_BACKENDS, QUIET_TF, REPO, TINY_MODEL, run_script, save, shape_image,
+                     train_args)
 
 
 @pytest.fixture(scope="session")
@@ -30,24 +31,46 @@ def tiny(tmp_path_factory):
     return base / "data", base / "records"
 
 
-@pytest.fixture(scope="session")
-def runs(tiny, tmp_path_factory):
-    """``{impl: run dir}``, each trained once for 2 epochs and exported; ``runs/latest`` ends at modern's.
-
-    ``make test``'s two xdist workers each have a session: the first to ask trains the runs into the test session's
-    shared folder (under a lock), and each worker gets its own copy, free to change it.
-    """
+def shared(tmp_path_factory, name, make):
+    """A copy of what ``make(folder)`` writes once per test session: ``make test``'s two xdist workers each have a
+    session, and the first to ask makes it in the test session's shared folder (under a lock); each worker gets
+    its own copy, free to change it."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     session = tmp_path_factory.getbasetemp()
-    shared = (session.parent if worker else session) / "shared-runs"
-    with open(f"{shared}.lock", "w") as lock:
+    folder = (session.parent if worker else session) / name
+    with open(f"{folder}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (shared / "done").exists():
-            train_shared_runs(tiny[1], shared / "runs")
-            (shared / "done").touch()
-    root = tmp_path_factory.mktemp("train") / "runs"
-    shutil.copytree(shared / "runs", root, symlinks=True)
+        if not (folder / "done").exists():
+            make(folder / "runs")
+            (folder / "done").touch()
+    root = tmp_path_factory.mktemp(name) / "runs"
+    shutil.copytree(folder / "runs", root, symlinks=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def runs(tiny, tmp_path_factory):
+    """``{impl: run dir}``, each trained once for 2 epochs and exported; ``runs/latest`` ends at modern's."""
+    root = shared(tmp_path_factory, "shared-runs", lambda folder: train_shared_runs(tiny[1], folder))
     return {impl: root / f"{impl}-run" for impl in IMPLS}
+
+
+@pytest.fixture(scope="session")
+def keras3_runs(tiny, tmp_path_factory):
+    """``{backend: run dir}``: the tiny run of the keras3 half on each Keras backend (both trained at once, a core
+    each), exported."""
+    def train(folder):
+        procs = [subprocess.Popen([sys.executable, str(REPO / "scripts" / "train.py"),
+                                   *map(str, train_args("keras3", tiny[1], folder / backend, "--keras-backend",
+                                                        backend, export=True))],
+                                  env={**os.environ, **QUIET_TF, "TF_DETERMINISTIC_OPS": "1"},
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for backend in KERAS3_BACKENDS]
+        for proc in procs:
+            stdout, stderr = proc.communicate(timeout=900)
+            assert proc.returncode == 0 and f"train: keras3 {TINY_MODEL} -> " in stdout, stderr[-3000:]
+    root = shared(tmp_path_factory, "keras3-runs", train)
+    return {backend: root / backend for backend in KERAS3_BACKENDS}
 
 
 def train_shared_runs(records, root):

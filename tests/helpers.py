@@ -5,9 +5,11 @@ helpers (a real Saver checkpoint of a legacy graph with random weights, and its 
 import io
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from PIL import Image, ImageOps
 REPO = Path(__file__).resolve().parent.parent
 
 IMPLS = ["legacy", "modern"]
+KERAS3_BACKENDS = ("tensorflow", "jax")  # the keras3 half's, each its own process
 CLASSES = ["circle", "square", "stripes"]
 EPOCHS, BATCH = 2, 4
 QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -266,6 +269,32 @@ def train_args(impl, records, run_dir, *extra, epochs=EPOCHS, export=False):
 def train_run(impl, records, run_dir, *extra, epochs=EPOCHS, export=False, env=None, **kwargs):
     return run_script("train.py", *train_args(impl, records, run_dir, *extra, epochs=epochs, export=export),
                       env={**os.environ, **QUIET_TF, **(env or {})}, **kwargs)
+
+
+def script(name, *args):
+    """The command line that runs scripts/``name`` with ``args`` in this interpreter."""
+    return [sys.executable, str(REPO / "scripts" / name), *map(str, args)]
+
+
+def kill_when(proc, ready, delay, what, limit=300):
+    """SIGKILL ``proc`` ``delay`` seconds after ``ready()`` first holds; fail if it ended before."""
+    deadline = time.time() + limit
+    while time.time() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.01)
+    time.sleep(delay)
+    assert proc.poll() is None, f"the run ended before it could be killed ({what})"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def event_tags(folder):
+    """The summary tags of the TensorBoard event files in ``folder``."""
+    import tensorflow as tf
+    tags = set()
+    for path in Path(folder).glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            tags |= {v.tag for v in event.summary.value}
+    return tags
 
 
 def read_run(run_dir):

@@ -23,28 +23,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import (BATCH, IMPLS, QUIET_TF, REPO, assert_user_error, pattern, processes_naming, read_run, run_script,
-                     save, train_args, train_run, tree_bytes)
+from helpers import (BATCH, IMPLS, KERAS3_BACKENDS, QUIET_TF, REPO, assert_user_error, kill_when, pattern, processes_naming, read_run,
+                     run_script, save, script, train_args, train_run, tree_bytes)
 
 SEED = 20261123
 KILLS = 5
 TRAINING_KILLS = 3  # each a training process of 20-40 s on 2 cores: five took 3.6 minutes of the suite in legacy
 STEPS_PER_EPOCH = 36 // BATCH  # the tiny records: 48 images, a quarter held out
-
-
-def script(name, *args):
-    return [sys.executable, str(REPO / "scripts" / name), *map(str, args)]
-
-
-def kill_when(proc, ready, delay, what, limit=300):
-    """SIGKILL ``proc`` ``delay`` seconds after ``ready()`` first holds; fail if it ended before."""
-    deadline = time.time() + limit
-    while time.time() < deadline and proc.poll() is None and not ready():
-        time.sleep(0.01)
-    time.sleep(delay)
-    assert proc.poll() is None, f"the run ended before it could be killed ({what})"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
 
 
 # --- SIGKILL, and a second run at once: flowio ---------------------------------------------------------
@@ -120,6 +105,13 @@ def saved_step(impl, run_dir):
         if not state.exists():
             return 0
         return int(state.read_text().split('"')[1].rsplit("-", 1)[1])
+    if impl == "keras3":  # its backup: Keras 3's weights file, whose optimizer/vars/0 is iterations
+        import h5py
+        try:
+            with h5py.File(run_dir / "backup.weights.h5", "r") as f:
+                return int(f["optimizer/vars/0"][()])
+        except (OSError, KeyError):  # none (yet, or any more: the run ended), or being renamed in right now
+            return len(read_run(run_dir)["epochs"]) * STEPS_PER_EPOCH
     try:  # modern: BackupAndRestore's own checkpoint, read as train.py reads it, else the epochs last.keras has
         from modern.train import backed_up_step
         step = backed_up_step(run_dir / "backup", STEPS_PER_EPOCH)
@@ -145,21 +137,28 @@ def test_a_legacy_checkpoint_the_state_does_not_list_is_removed_when_the_folder_
     assert os.listdir(tmp_path) == ["checkpoint"]
 
 
+# the kill test's runs: each half, keras3 on each Keras backend (its train.py arguments besides train_args')
+KILLED = {**{impl: () for impl in IMPLS}, **{f"keras3-{b}": ("--keras-backend", b) for b in KERAS3_BACKENDS}}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("variant", KILLED)
 def test_training_killed_at_seeded_moments_resumes_each_time_and_ends_as_an_uninterrupted_run(runs, tiny, tmp_path,
-                                                                                            impl):
+                                                                                            variant, request):
     """Three SIGKILLs, each at a seeded moment: once the run has saved step >= N (N = 0: once it has written
     run.json, i.e. after TensorFlow's import; a rerun that starts past N: counted from its start), plus a seeded
     delay. Each rerun of the same command resumes at the
     step saved last (never earlier than the previous resume), and the last one ends with the epochs, steps,
     validation figures and files of an uninterrupted run (deterministic ops make them comparable), so no step
-    was repeated or skipped. A second training into the same folder meanwhile is refused. Evaluate works on it."""
-    records, reference = tiny[1], runs[impl]  # the shared run: the same command, uninterrupted
+    was repeated or skipped. A second training into the same folder meanwhile is refused. Evaluate works on it.
+    keras3's rerun resumes at the step where Keras 3's own BackupAndRestore would restart the epoch."""
+    impl, _, backend = variant.partition("-")
+    # the shared run: the same command, uninterrupted
+    records, reference = tiny[1], request.getfixturevalue("keras3_runs")[backend] if backend else runs[impl]
     env = {**os.environ, **QUIET_TF, "TF_DETERMINISTIC_OPS": "1"}
     run_dir = tmp_path / "killed"
-    command = script("train.py", *train_args(impl, records, run_dir))
-    rng = random.Random(SEED + IMPLS.index(impl))
+    command = script("train.py", *train_args(impl, records, run_dir, *KILLED[variant]))
+    rng = random.Random(SEED + list(KILLED).index(variant))
     # of 18 steps; saved every 4 steps and at the epoch end (9): the last kill still lands before the end
     thresholds = sorted(rng.sample([0, 2, 4, 6, 8, 9, 11, 12], TRAINING_KILLS))
     delays = [rng.uniform(0.0, 0.8) for _ in thresholds]
@@ -180,7 +179,7 @@ def test_training_killed_at_seeded_moments_resumes_each_time_and_ends_as_an_unin
                   f"kill {i}: saved step >= {threshold} + {delay:.2f} s")
         assert read_run(run_dir)["state"] == "running"
     saved_before.append(saved_step(impl, run_dir))
-    resumed = train_run(impl, records, run_dir, env={"TF_DETERMINISTIC_OPS": "1"})
+    resumed = train_run(impl, records, run_dir, *KILLED[variant], env={"TF_DETERMINISTIC_OPS": "1"})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     run, ref = read_run(run_dir), read_run(reference)

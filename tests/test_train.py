@@ -6,24 +6,14 @@ One tiny run per half (3 classes of 32x32 images, 2 epochs) is trained once and 
 import json
 import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from helpers import train_run as train
-from helpers import (BATCH, CLASSES, IMPLS, QUIET_TF, TINY_MODEL, assert_user_error, read_run, run_script, save,
-                     shape_image)
-
-def event_tags(folder):
-    import tensorflow as tf
-    tags = set()
-    for path in Path(folder).glob("events.out.tfevents.*"):
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
-            tags |= {v.tag for v in event.summary.value}
-    return tags
-
+from helpers import (BATCH, CLASSES, IMPLS, QUIET_TF, TINY_MODEL, assert_user_error, event_tags, read_run, run_script,
+                     save, shape_image)
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_a_run_directory_holds_everything_of_the_design(runs, impl):
