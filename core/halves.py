@@ -1,14 +1,15 @@
 """The halves, and what the scripts need of each: the half protocol (docs/DESIGN.md §1).
 
-A half is a package (``legacy``, ``modern``) that provides these names, each in the module ``PROTOCOL`` says
-(``""``: the package itself); a new half joins by writing them and adding its package to ``HALVES``:
+A half is a package (``legacy``, ``modern``, ``keras3``) that provides these names, each in the module
+``PROTOCOL`` says (``""``: the package itself); a new half joins by writing them and adding its package to
+``HALVES``:
 
 * ``build(name, ...)``, ``list_models()``: the model registry (the half's own input and output conventions);
 * ``train.train(run, records_dir, progress=True, init_from=None)``: train the ``core.run_dir.Run`` in its folder
   from flowio's records, or resume it at the exact batch; ``init_from`` (``{"checkpoint", "exclude_scopes"}``)
   fine-tunes from a checkpoint of any half or tf_slim's;
 * ``train.is_chief()``: whether this process writes the run (False on the other workers of a cluster); a half
-  that does not train on several machines refuses ``TF_CONFIG`` here with a ``UserError``;
+  that does not train on several machines refuses ``TF_CONFIG`` here with a ``UserError`` (``one_machine``);
 * ``weights.Predictor(run)``: a callable, float32 images ``[N, S, S, 3]`` preprocessed as the run records ->
   logits ``[N, classes]``, from the run's best (else last) checkpoint;
 * ``weights.variable_shapes(run)``: ``{TF1 name: shape}`` of the run's model, its auxiliary head included;

@@ -301,22 +301,21 @@ class RecordEpochs(keras.callbacks.Callback):
 
 class StepBackup(keras.callbacks.Callback):
     """The weights and the optimizer (``iterations``: the global step) in one file, every ``save_every`` global
-    steps and at each epoch's end after its metrics are in run.json (put it after ``RecordEpochs``); written
-    under a temporary name and renamed, so a kill leaves the previous backup whole."""
+    steps inside an epoch and at each epoch's end after its metrics are in run.json (put it after
+    ``RecordEpochs``: a backup of an epoch's last step taken before them would resume past an epoch never
+    recorded); written under a temporary name and renamed, so a kill leaves the previous backup whole."""
 
-    def __init__(self, path, save_every):
+    def __init__(self, path, save_every, steps_per_epoch):
         super().__init__()
-        self.path, self.save_every = path, save_every
+        self.path, self.save_every, self.steps_per_epoch = path, save_every, steps_per_epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        if self._step() % self.save_every == 0:
+        step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+        if step % self.save_every == 0 and step % self.steps_per_epoch:
             self._save()
 
     def on_epoch_end(self, epoch, logs=None):
         self._save()
-
-    def _step(self):
-        return int(ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def _save(self):
         with files.atomic(self.path) as tmp:
@@ -332,7 +331,7 @@ def callbacks(run, records_dir, steps_per_epoch, decay_steps):
                ] if h.batch_norm_statistics == "precise" else []
     return [SaveBest(run.path(KERAS3_BEST), run.best["val_accuracy"] if run.best else None), *averaged, *precise,
             SaveLast(run.path(KERAS3_LAST)), keras.callbacks.TensorBoard(run.path(LOGS), write_graph=False),
-            RecordEpochs(run, h, decay_steps), StepBackup(run.path(KERAS3_BACKUP), h.save_every)]
+            RecordEpochs(run, h, decay_steps), StepBackup(run.path(KERAS3_BACKUP), h.save_every, steps_per_epoch)]
 
 
 # --- the loop ------------------------------------------------------------------------------------------
