@@ -11,7 +11,8 @@ carries any name.
 Two backends: litert runs the run's model.tflite (written by scripts/export.py and at the end of training)
 with LiteRT and never imports TensorFlow, so it answers in well under a second; native (tf is its old name)
 rebuilds the model in the half that trained it: a legacy Session, tf_keras, or Keras 3 on --keras-backend.
-auto takes litert when the run has a current model.tflite and ai-edge-litert is installed, else native. Both decode with Pillow, which equals TensorFlow's JPEG decoding as pinned.
+auto takes litert when the run has a current model.tflite and ai-edge-litert is installed, else native. Both
+decode with Pillow, which equals TensorFlow's JPEG decoding as pinned.
 """
 
 import argparse

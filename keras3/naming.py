@@ -9,4 +9,5 @@ order, not by layer name, so weights cross into and out of Keras 3 as ``{TF1 nam
 from core.checkpoints import SEP, layer_name, modern_name, scope_name
 from kerasnets.naming import assign, assign_converted, initialise, load, weight_names
 
-__all__ = ["SEP", "layer_name", "scope_name", "modern_name", "weight_names", "assign", "assign_converted", "initialise", "load"]
+__all__ = ["SEP", "layer_name", "scope_name", "modern_name", "weight_names", "assign", "assign_converted",
+           "initialise", "load"]

@@ -34,7 +34,6 @@ import re
 import sys
 
 import keras
-import numpy as np
 from keras import ops
 
 import flowio

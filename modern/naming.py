@@ -17,4 +17,5 @@ they load only into the very same topology and cannot be mapped to TF1 names.
 from core.checkpoints import SEP, layer_name, modern_name, scope_name
 from kerasnets.naming import assign, assign_converted, initialise, load, weight_names
 
-__all__ = ["SEP", "layer_name", "scope_name", "modern_name", "weight_names", "assign", "assign_converted", "initialise", "load"]
+__all__ = ["SEP", "layer_name", "scope_name", "modern_name", "weight_names", "assign", "assign_converted",
+           "initialise", "load"]

@@ -15,7 +15,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from contextlib import contextmanager
 
@@ -23,8 +22,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import (BATCH, IMPLS, KERAS3_BACKENDS, QUIET_TF, REPO, assert_user_error, kill_when, pattern, processes_naming, read_run,
-                     run_script, save, script, train_args, train_run, tree_bytes)
+from helpers import (BATCH, IMPLS, KERAS3_BACKENDS, QUIET_TF, assert_user_error, kill_when, pattern, processes_naming,
+                     read_run, run_script, save, script, train_args, train_run, tree_bytes)
 
 SEED = 20261123
 KILLS = 5

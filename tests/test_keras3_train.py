@@ -43,7 +43,8 @@ def test_a_keras3_run_has_the_run_directory_and_records_its_backend(keras3_runs,
 def predictions(run_dir, *args):
     proc = run_script("use_model.py", "--run-dir", run_dir, "--json", "--top-k", 3, *args, env=ENV)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return {r["path"]: {p["class"]: p["probability"] for p in r["predictions"]} for r in json.loads(proc.stdout)["results"]}
+    results = json.loads(proc.stdout)["results"]
+    return {r["path"]: {p["class"]: p["probability"] for p in r["predictions"]} for r in results}
 
 
 @pytest.mark.parametrize("backend", KERAS3_BACKENDS)
