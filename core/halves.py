@@ -24,7 +24,10 @@ imports no TensorFlow, and ``tests/test_layout.py`` takes ``HALVES`` as the pack
 """
 
 import importlib
+import os
 from types import SimpleNamespace
+
+from core.errors import UserError
 
 HALVES = ("legacy", "modern", "keras3")
 # protocol name -> the half's module holding it
@@ -34,9 +37,7 @@ PROTOCOL = {"build": "", "list_models": "", "train": "train", "is_chief": "train
 
 def one_machine(impl):
     """``train.is_chief()`` of a half that trains on one machine: True, with ``TF_CONFIG`` refused."""
-    import os
     if os.environ.get("TF_CONFIG"):
-        from core.errors import UserError
         raise UserError(f"TF_CONFIG is set, and multi-worker training is the modern half's (tf.distribute);"
                         f" unset TF_CONFIG to train {impl} on one machine")
     return True
