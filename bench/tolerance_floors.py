@@ -1,6 +1,7 @@
 """The noise floors behind the suite's parity tolerances (docs/DESIGN.md §7, "Tolerances").
 
-    python bench/tolerance_floors.py [--json bench/results/floors.json] [--only recipe,checkpoints,net,optimizers]
+    python bench/tolerance_floors.py [--json bench/results/floors.json]
+                                     [--only recipe,checkpoints,net,optimizers,harness,backends]
 
 A parity test holds one half against the other (legacy's Session against modern's compiled step). How far apart two
 correct programs may end depends on how much float32's rounding grows over the steps compared, so each half is also
@@ -22,7 +23,11 @@ measures (tests/ is imported):
 * ``checkpoints``: tests/test_checkpoints.py's one and ten steps of jianshu_resnet_50 and resnet_v1_50;
 * ``net``: tests/test_optimizers.py's small BN net, every optimizer x schedule case, one step and ten losses;
 * ``optimizers``: tests/test_optimizers.py's bare variables fed the same gradients, every case, steps 1 and 10;
-* ``harness``: tests/test_harness.py's tiny net trained six steps by each half's harness: losses, saved weights.
+* ``harness``: tests/test_harness.py's tiny net trained six steps by each half's harness: losses, saved weights;
+* ``backends``: tests/test_keras3_train.py's three ``fit`` steps of keras3 (the tiny runs' net and recipe) on JAX
+  against TensorFlow: there the "halves" are the two Keras backends, each against itself with oneDNN off
+  (TensorFlow), on one thread (``TF_NUM_INTRAOP_THREADS=1``; JAX: ``--xla_cpu_multi_thread_eigen=false``) and one
+  ulp off.
 
 Then the mistakes each bound exists for, put in the modern half one at a time and measured against legacy the same
 way (``MISTAKES``): tf_keras's own RMSprop (mean square from 0), Keras's SGD for TF1's Momentum, Keras's ``L2(wd)``
@@ -45,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-PARTS = ("recipe", "checkpoints", "net", "optimizers", "harness")
+PARTS = ("recipe", "checkpoints", "net", "optimizers", "harness", "backends")
 ENVIRONMENTS = {"default": {}, "onednn": {"TF_ENABLE_ONEDNN_OPTS": "0"}, "threads": {"TF_NUM_INTRAOP_THREADS": "1"}}
 HALVES = ("legacy", "modern")
 CHECKPOINT_NETS = ("jianshu_resnet_50", "resnet_v1_50")
@@ -212,6 +217,37 @@ def warm_starts(out_file):
     Path(out_file).write_bytes(pickle.dumps(start))
 
 
+# --- keras3: the same steps on JAX and on TensorFlow -----------------------------------------------------------
+
+BACKEND_ENVIRONMENTS = {
+    "tensorflow": {"onednn": {"TF_ENABLE_ONEDNN_OPTS": "0"}, "threads": {"TF_NUM_INTRAOP_THREADS": "1"}},
+    "jax": {"threads": {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}},
+}
+
+
+def backend_floors(work):
+    """``{comparison: {"halves": JAX vs TensorFlow, "<backend>/<variant>": self-difference, "floor"}}`` of
+    tests/test_keras3_train.py's three steps, each process's numbers kept in ``work``."""
+    import test_keras3_train as t
+    start, got = work / "keras3-start.pkl", {}
+    for backend, environments in BACKEND_ENVIRONMENTS.items():
+        for variant, env in {"default": {}, "ulp": {}, **environments}.items():
+            out = work / f"keras3-{backend}-{variant}.pkl"
+            print(f"  keras3 {backend} {variant}", file=sys.stderr, flush=True)
+            got[backend, variant] = (pickle.loads(out.read_bytes()) if out.exists() else
+                                     t.three_steps(backend, start, out, seed=11 if variant == "ulp" else 0, env=env))
+    table = {}
+    for key, difference in (("losses", t.loss_difference), ("weights", t.array_difference),
+                            ("averages", t.array_difference)):
+        row = {"halves": difference(got["jax", "default"][key], got["tensorflow", "default"][key])}
+        for (backend, variant), numbers in got.items():
+            if variant != "default":
+                row[f"{backend}/{variant}"] = difference(numbers[key], got[backend, "default"][key])
+        row["floor"] = max(v for k, v in row.items() if k != "halves")
+        table[f"keras3 three steps {key}"] = row
+    return table
+
+
 # --- the mistakes a bound exists for: modern with one of them, against legacy ---------------------------------
 
 def keras_rmsprop():
@@ -285,6 +321,22 @@ def main(argv=None):
         half, parts, start, out = args.worker
         return worker(half, parts.split(","), start if start != "-" else None, out, args.ulp, args.mistake)
     parts = args.only.split(",")
+    if "backends" in parts:
+        parts.remove("backends")
+        sys.path.insert(0, str(REPO / "tests"))
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(args.work or tmp)
+            work.mkdir(parents=True, exist_ok=True)
+            table = backend_floors(work)
+        columns = ["halves", "floor", *sorted({c for row in table.values() for c in row} - {"halves", "floor"})]
+        print(f"{'comparison (halves: JAX vs TensorFlow)':40} " + " ".join(f"{c:>18}" for c in columns))
+        for name, row in table.items():
+            print(f"{name:40} " + " ".join(f"{row[c]:18.2e}" for c in columns))
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).with_suffix(".backends.json").write_text(json.dumps({"floors": table}, indent=1))
+        if not parts:
+            return
     quiet = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     me = [sys.executable, __file__]
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,6 +29,12 @@ def _weight_name(layer, weight):
     return "depthwise_kernel" if name == "kernel" and type(layer).__name__ == "DepthwiseConv2D" else name
 
 
+def leaf_weights(model):
+    """``[(layer, weight name, weight)]`` for every weight of ``model``: the layers that hold weights themselves
+    (nested ones included), the weight's name as the naming rule reads it (``kernel``, ``moving_mean``, ...)."""
+    return [(layer, _weight_name(layer, weight), weight) for layer in _leaf_layers(model) for weight in layer.weights]
+
+
 def weight_names(model):
     """``{legacy variable name: variable}`` for every weight of ``model``, by the rule.
 
@@ -36,12 +42,11 @@ def weight_names(model):
     nested layers so: ``layer2__block_1__conv1``).
     """
     names = {}
-    for layer in _leaf_layers(model):
-        for weight in layer.weights:
-            name = checkpoints.legacy_name(model.name, layer.name, _weight_name(layer, weight))
-            if name in names:
-                raise ValueError(f"two weights map to {name}")
-            names[name] = weight
+    for layer, weight_name, weight in leaf_weights(model):
+        name = checkpoints.legacy_name(model.name, layer.name, weight_name)
+        if name in names:
+            raise ValueError(f"two weights map to {name}")
+        names[name] = weight
     return names
 
 

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import (BATCH, IMPLS, KERAS3_BACKENDS, QUIET_TF, assert_user_error, kill_when, pattern, processes_naming,
-                     read_run, run_script, save, script, train_args, train_run, tree_bytes)
+from helpers import (BATCH, IMPLS, KERAS3_BACKENDS, QUIET_TF, assert_user_error, best_values, kill_when, pattern,
+                     processes_naming, read_run, run_script, save, script, train_args, train_run, tree_bytes)
 
 SEED = 20261123
 KILLS = 5
@@ -136,31 +136,36 @@ def test_a_legacy_checkpoint_the_state_does_not_list_is_removed_when_the_folder_
     assert os.listdir(tmp_path) == ["checkpoint"]
 
 
-# the kill test's runs: each half, keras3 on each Keras backend (its train.py arguments besides train_args')
-KILLED = {**{impl: () for impl in IMPLS}, **{f"keras3-{b}": ("--keras-backend", b) for b in KERAS3_BACKENDS}}
+# the kill test's runs: each half, keras3 on each Keras backend: (train.py's arguments besides train_args', the
+# saved steps to kill after, how many of them). Of 18 steps, saved every 4 and at the epoch end (9): the last kill
+# lands before the end. keras3 saves every 3 steps, which divides the epoch's 9, and is killed after each saved
+# step up to 12, at the epoch end the moment its backup is there (keras3/train.py StepBackup: taken before the
+# epoch's metrics were in run.json, it would resume past an epoch never recorded)
+KILLED = {**{impl: ((), (0, 2, 4, 6, 8, 9, 11, 12), TRAINING_KILLS) for impl in IMPLS},
+          **{f"keras3-{b}": (("--keras-backend", b, "--save-every", 3), (0, 3, 6, 9, 12), 5) for b in KERAS3_BACKENDS}}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", KILLED)
 def test_training_killed_at_seeded_moments_resumes_each_time_and_ends_as_an_uninterrupted_run(runs, tiny, tmp_path,
                                                                                             variant, request):
-    """Three SIGKILLs, each at a seeded moment: once the run has saved step >= N (N = 0: once it has written
-    run.json, i.e. after TensorFlow's import; a rerun that starts past N: counted from its start), plus a seeded
-    delay. Each rerun of the same command resumes at the
+    """Three SIGKILLs (keras3: five), each at a seeded moment: once the run has saved step >= N (N = 0: once it
+    has written run.json, i.e. after TensorFlow's import; a rerun that starts past N: counted from its start), plus
+    a seeded delay. Each rerun of the same command resumes at the
     step saved last (never earlier than the previous resume), and the last one ends with the epochs, steps,
-    validation figures and files of an uninterrupted run (deterministic ops make them comparable), so no step
-    was repeated or skipped. A second training into the same folder meanwhile is refused. Evaluate works on it.
-    keras3's rerun resumes at the step where Keras 3's own BackupAndRestore would restart the epoch."""
+    validation figures, weights and files of an uninterrupted run (deterministic ops make them comparable), so no
+    step was repeated or skipped. A second training into the same folder meanwhile is refused. Evaluate works on
+    it. keras3's rerun resumes at the step where Keras 3's own BackupAndRestore would restart the epoch."""
     impl, _, backend = variant.partition("-")
     # the shared run: the same command, uninterrupted
     records, reference = tiny[1], request.getfixturevalue("keras3_runs")[backend] if backend else runs[impl]
     env = {**os.environ, **QUIET_TF, "TF_DETERMINISTIC_OPS": "1"}
     run_dir = tmp_path / "killed"
-    command = script("train.py", *train_args(impl, records, run_dir, *KILLED[variant]))
+    extra, steps, kills = KILLED[variant]
+    command = script("train.py", *train_args(impl, records, run_dir, *extra))
     rng = random.Random(SEED + list(KILLED).index(variant))
-    # of 18 steps; saved every 4 steps and at the epoch end (9): the last kill still lands before the end
-    thresholds = sorted(rng.sample([0, 2, 4, 6, 8, 9, 11, 12], TRAINING_KILLS))
-    delays = [rng.uniform(0.0, 0.8) for _ in thresholds]
+    thresholds = sorted(rng.sample(steps, kills))
+    delays = [0.0 if backend and t == STEPS_PER_EPOCH else rng.uniform(0.0, 0.8) for t in thresholds]
     saved_before = []
     for i, (threshold, delay) in enumerate(zip(thresholds, delays)):
         saved_before.append(max(saved_step(impl, run_dir), 0))
@@ -177,8 +182,10 @@ def test_training_killed_at_seeded_moments_resumes_each_time_and_ends_as_an_unin
         kill_when(proc, lambda: saved_step(impl, run_dir) >= threshold, delay,
                   f"kill {i}: saved step >= {threshold} + {delay:.2f} s")
         assert read_run(run_dir)["state"] == "running"
+        if backend and threshold == STEPS_PER_EPOCH == saved_step(impl, run_dir):  # killed at the epoch-end backup
+            assert len(read_run(run_dir)["epochs"]) == 1, "the backup of the epoch's end came before its record"
     saved_before.append(saved_step(impl, run_dir))
-    resumed = train_run(impl, records, run_dir, *KILLED[variant], env={"TF_DETERMINISTIC_OPS": "1"})
+    resumed = train_run(impl, records, run_dir, *extra, env={"TF_DETERMINISTIC_OPS": "1"})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     run, ref = read_run(run_dir), read_run(reference)
@@ -192,6 +199,9 @@ def test_training_killed_at_seeded_moments_resumes_each_time_and_ends_as_an_unin
     # exact batch (measured: every epoch's val_loss equal in both halves); a step repeated or skipped moves it
     for got, want in zip(run["epochs"], ref["epochs"]):
         assert got["val_loss"] == want["val_loss"] and got["val_accuracy"] == want["val_accuracy"], (got, want)
+    got, want = best_values(run_dir), best_values(reference)
+    assert sorted(got) == sorted(want) and len(want) > 100
+    assert all(np.array_equal(got[name], value) for name, value in want.items())
     def listing(folder):  # what training wrote (the shared run was also exported, and maybe evaluated)
         return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
                       if "events.out" not in p.name and not p.name.startswith(".")

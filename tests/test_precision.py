@@ -1,7 +1,8 @@
 """``--precision``: what each half computes in under mixed_bfloat16, and train.py end to end with it.
 
-Legacy gets bfloat16 from grappler's rewrite switched on in the Session config, modern from the Keras dtype
-policy the model is built under; both keep float32 weights, so the same weights can run either way.
+Legacy gets bfloat16 from grappler's rewrite switched on in the Session config, modern and keras3 from the Keras
+dtype policy the model is built under (keras3 on each backend, in a process of its own); all keep float32 weights,
+so the same weights can run either way.
 """
 
 import json
@@ -14,7 +15,7 @@ import pytest
 import tensorflow as tf2
 
 import modern
-from helpers import QUIET_TF, REPO, run_script, train_run
+from helpers import KERAS3_BACKENDS, QUIET_TF, REPO, run_script, train_run
 
 NAME, SIZE, CLASSES = "jianshu_resnet_50", 32, 10
 
@@ -82,10 +83,45 @@ def test_modern_computes_in_bfloat16_under_the_policy_with_a_float32_head(images
     assert 1e-4 < relative(result.numpy(), reference) < 5e-2
 
 
+KERAS3_IN_BFLOAT16 = f"""
+import json, numpy as np
+import keras
+import keras3
+images = np.random.default_rng(0).uniform(0, 1, (4, {SIZE}, {SIZE}, 3)).astype(np.float32)
+full = keras3.build("{NAME}", {CLASSES}, input_shape=({SIZE}, {SIZE}, 3))
+mixed = keras3.build("{NAME}", {CLASSES}, input_shape=({SIZE}, {SIZE}, 3), precision="mixed_bfloat16")
+mixed.set_weights(full.get_weights())
+reference = keras.ops.convert_to_numpy(full(images, training=False))
+result = mixed(images, training=False)
+relative = lambda a, b: float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+print(json.dumps({{"backend": keras.backend.backend(), "policy": keras.config.dtype_policy().name,
+                  "conv": sorted({{l.compute_dtype for l in mixed.layers if "conv" in l.name}}),
+                  "logits": mixed.get_layer("logits").compute_dtype,
+                  "weights": sorted({{str(w.dtype) for w in mixed.weights}}),
+                  "dtype": keras.backend.standardize_dtype(result.dtype),
+                  "std": float(reference.std()), "bfloat16": relative(keras.ops.convert_to_numpy(result), reference)}}))
+"""
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("impl", ["legacy", "modern"])
-def test_train_py_trains_in_mixed_bfloat16_and_records_it(impl, tiny, tmp_path):
-    proc = train_run(impl, tiny[1], tmp_path / "run", "--precision", "mixed_bfloat16", epochs=1)
+@pytest.mark.parametrize("backend", KERAS3_BACKENDS)
+def test_keras3_computes_in_bfloat16_under_the_policy_with_a_float32_head(backend):
+    proc = subprocess.run([sys.executable, "-c", KERAS3_IN_BFLOAT16], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, **QUIET_TF, "KERAS_BACKEND": backend}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["backend"] == backend and out["policy"] == "float32"  # build leaves the global policy alone
+    assert out["conv"] == ["bfloat16"] and out["logits"] == "float32" and out["weights"] == ["float32"]
+    assert out["dtype"] == "float32" and out["std"] > 0.1
+    assert 1e-4 < out["bfloat16"] < 5e-2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("impl, extra", [("legacy", ()), ("modern", ()),
+                                         *[("keras3", ("--keras-backend", b)) for b in KERAS3_BACKENDS]],
+                         ids=["legacy", "modern", *[f"keras3-{b}" for b in KERAS3_BACKENDS]])
+def test_train_py_trains_in_mixed_bfloat16_and_records_it(impl, extra, tiny, tmp_path):
+    proc = train_run(impl, tiny[1], tmp_path / "run", "--precision", "mixed_bfloat16", *extra, epochs=1)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["hyper"]["precision"] == "mixed_bfloat16" and run["state"] == "complete"

@@ -1,0 +1,127 @@
+"""The Keras side of a port check: the porter's tf_keras model, a TF1 checkpoint mapped onto it by the naming rule
+(``core.checkpoints``: layer ``a__b`` holds TF1's ``<model>/a/b/weights`` as ``kernel``), its outputs at the layers
+that stand for slim's end points, and one training step of the recipe's TF1-exact Keras optimizer.
+
+Nothing here knows the TF1 graph: the values come from the checkpoint file ``portcheck/tf1.py`` wrote.
+"""
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from core import checkpoints
+from core.errors import UserError
+from kerasnets import naming
+from modern import optimizers
+
+SEP = checkpoints.SEP
+
+
+def build(fn, num_classes):
+    """The porter's model: ``fn(num_classes)`` must return a tf_keras model."""
+    model = fn(num_classes)
+    if not isinstance(model, keras.Model):
+        raise UserError(f"MODERN returned {type(model).__module__}.{type(model).__name__}, not a tf_keras Model"
+                        " (build it with tf_keras, or import tensorflow with TF_USE_LEGACY_KERAS=1)")
+    return model
+
+
+def input_size(model):
+    """The square input size ``model`` was built for, or None when it takes any."""
+    shape = model.input_shape if not isinstance(model.input_shape, list) else model.input_shape[0]
+    return shape[1] if shape[1] is not None and shape[1] == shape[2] else None
+
+
+# --- the mapping -----------------------------------------------------------------------------------------
+
+class Mapping:
+    """TF1 names (after ``--rename``) against the model's weights by the naming rule: ``matched`` ``{TF1 name:
+    weight}``, ``missing`` (TF1 variables no weight takes), ``unexpected`` (weights named off the rule or with no
+    TF1 variable: ``{name: shape}``), ``misshaped`` ``{name: (TF1 shape, Keras shape)}``."""
+
+    def __init__(self, model, shapes):
+        names, off_rule = {}, {}
+        for layer, weight_name, weight in naming.leaf_weights(model):
+            if weight_name not in checkpoints.TO_SLIM:
+                off_rule[f"{layer.name}/{weight_name}"] = list(weight.shape)
+                continue
+            name = checkpoints.legacy_name(model.name, layer.name, weight_name)
+            if name in names:
+                raise UserError(f"MODERN: two weights map to {name} (layer names must be unique scope paths)")
+            names[name] = weight
+        self.matched = {n: w for n, w in names.items() if n in shapes and list(w.shape) == list(shapes[n])}
+        self.misshaped = {n: (list(shapes[n]), list(w.shape)) for n, w in names.items()
+                          if n in shapes and n not in self.matched}
+        self.missing = sorted(n for n in shapes if n not in names)
+        self.unexpected = {**{n: list(w.shape) for n, w in names.items() if n not in shapes}, **off_rule}
+
+    @property
+    def complete(self):
+        return not (self.missing or self.unexpected or self.misshaped)
+
+    def assign(self, values):
+        for name, weight in self.matched.items():
+            weight.assign(values[name])
+
+
+# --- outputs --------------------------------------------------------------------------------------------
+
+def end_point_layers(model, end_point):
+    """The layers named by the rule for slim's ``end_point`` ``S`` (the model's own scope left off): ``S`` and
+    ``S__...`` (a conv named ``S``, its BN and activation), in the model's order."""
+    scope = end_point[len(model.name) + 1:] if end_point.startswith(model.name + "/") else end_point
+    name = checkpoints.layer_name(scope)
+    return [layer for layer in model.layers if layer.name == name or layer.name.startswith(name + SEP)]
+
+
+def layer_for(model, end_point):
+    """The layer standing for slim's ``end_point``: the last of ``end_point_layers``, or None."""
+    found = end_point_layers(model, end_point)
+    return found[-1] if found else None
+
+
+class Probe:
+    """The model's logits and the outputs of ``layers`` (inference mode) in one call."""
+
+    def __init__(self, model, layers):
+        self.model, self.layers = model, list(layers)
+        outputs = model.outputs[:1] + [layer.output for layer in self.layers]
+        self.probe = keras.Model(model.inputs, outputs)
+
+    def __call__(self, images):
+        out = self.probe(images, training=False)
+        out = out if isinstance(out, list) else [out]
+        logits = np.asarray(out[0]).reshape(len(images), -1)
+        return logits, {layer.name: np.asarray(value) for layer, value in zip(self.layers, out[1:])}
+
+
+# --- one training step ----------------------------------------------------------------------------------
+
+def penalties(model):
+    """``{TF1 name of a kernel: its regularization penalty}`` for every layer with a kernel regularizer."""
+    out = {}
+    for layer, weight_name, weight in naming.leaf_weights(model):
+        regularizer = getattr(layer, f"{weight_name}_regularizer", None)
+        if regularizer is not None and weight_name in checkpoints.TO_SLIM:
+            out[checkpoints.legacy_name(model.name, layer.name, weight_name)] = float(regularizer(weight))
+    return out
+
+
+def training_step(model, mapping, values, images, labels, hyper):
+    """One step of ``modern.optimizers``' TF1-exact optimizer (fixed rate) on softmax cross-entropy plus the
+    model's losses, in training mode (BN's moving statistics updated): ``{"loss", "regularization",
+    "regularizers", "values": {TF1 name: array after the step}}``."""
+    mapping.assign(values)
+    optimizer = optimizers.optimizer(hyper, 1)
+    variables = model.trainable_variables
+    optimizer.build(variables)
+    cross_entropy = keras.losses.CategoricalCrossentropy(from_logits=True)
+    each = penalties(model)
+    with tf.GradientTape() as tape:
+        out = model(images, training=True)
+        logits = out[0] if isinstance(out, (list, tuple)) else out
+        regularization = tf.add_n(model.losses) if model.losses else tf.constant(0.0)
+        loss = cross_entropy(labels, tf.reshape(logits, [len(images), -1])) + regularization
+    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    return {"loss": float(loss), "regularization": float(regularization), "regularizers": each,
+            "values": {name: weight.numpy() for name, weight in mapping.matched.items()}}
