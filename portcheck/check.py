@@ -109,7 +109,7 @@ def check(legacy_fn, modern_fn, image_size=None, num_classes=10, arg_scope=None,
     mapping.assign(read)
 
     # 3. the logits, then the end points
-    compare_outputs(report, net, want_outputs, model, mapping, read, images)
+    compare_outputs(report, net, want_outputs, model, mapping, read, images, renames)
 
     # 4. one training step
     if isinstance(want_step, str):
@@ -149,12 +149,13 @@ def layer_of(tf1_name):
 
 # --- stage 3 --------------------------------------------------------------------------------------------
 
-def compare_outputs(report, net, want_outputs, model, mapping, read, images):
+def compare_outputs(report, net, want_outputs, model, mapping, read, images, renames=()):
     """Stage 3: the logits and end points ``net`` gave (``want_outputs``) against the port's on ``read`` (the same
-    values by the port's names), the end points in the graph's order."""
+    values by the port's names; an end point's name renamed as the variables' are), in the graph's order."""
     from portcheck import keras as port
     order, depends = net.order()
-    layers = {name: port.layer_for(model, name) for name in order}
+    ported = {name: next(iter(checkpoints.renamed({name: None}, renames))) for name in order}
+    layers = {name: port.layer_for(model, ported[name]) if port.functional(model) else None for name in order}
     compared = [n for n in order if layers[n] is not None]
     probe = port.Probe(model, [layers[n] for n in compared])
     want_logits, want = want_outputs
@@ -166,10 +167,11 @@ def compare_outputs(report, net, want_outputs, model, mapping, read, images):
                   and all(differences.get(d, 0.0) <= TOLERANCE for d in depends[n])), None)
     stage = {"compared": len(compared), "not_compared": [n for n in order if layers[n] is None],
              "differences": differences}
-    if not order:
+    if not order or not compared:
         stage.update(status=FAIL if logits > TOLERANCE else PASS,
                      why="LEGACY returns no end points and its graph has no slim end_points collection: the first"
-                     " divergence cannot be located")
+                     " divergence cannot be located" if not order else "MODERN is a subclassed model, whose layers'"
+                     " outputs cannot be read: the first divergence cannot be located")
     elif first is None:
         stage.update(status=PASS if logits <= TOLERANCE else FAIL)
         if logits > TOLERANCE:
@@ -177,18 +179,23 @@ def compare_outputs(report, net, want_outputs, model, mapping, read, images):
     else:
         layer = layers[first]
         stage.update(status=FAIL, end_point=first, layer=layer.name, difference=differences[first],
-                     causes=causes_at(net, model, probe, first, layer, want[first], got[layer.name], read,
-                                      mapping, images))
+                     causes=causes_at(net, model, probe, first, ported[first], layer, want[first], got[layer.name],
+                                      read, mapping, images))
     report["stages"]["first_divergence"] = stage
 
 
-def causes_at(net, model, probe, end_point, layer, want, got, values, mapping, images):
-    """What probing tells of the first divergent end point: each cause found, as a sentence."""
+def causes_at(net, model, probe, end_point, ported, layer, want, got, values, mapping, images):
+    """What probing tells of the first divergent end point (TF1's ``end_point``, the port's name ``ported``): each
+    cause found, as a sentence."""
     import tf_keras as keras
-    found = []
-    scope_of = lambda item: f"{model.name}/{checkpoints.scope_name(item.name)}"  # noqa: E731
     from portcheck import keras as port
-    members = port.end_point_layers(model, end_point)
+    found = []
+    members = port.end_point_layers(model, ported)
+    base = port.end_point_layer_name(model, ported)
+
+    def scope_of(item):  # the TF1 scope of a layer of the end point: the end point's, and the layer's rest
+        return end_point + checkpoints.scope_name(item.name[len(base):])
+
     for item in members:
         if isinstance(item, keras.layers.BatchNormalization):
             epsilon = tf1_epsilon(net, scope_of(item))
@@ -198,13 +205,12 @@ def causes_at(net, model, probe, end_point, layer, want, got, values, mapping, i
         if isinstance(item, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)) and max(item.strides) > 1:
             padded = tf1_explicit_padding(net, scope_of(item))
             if padded and item.padding == "same":
-                found.append(f"padding: TF1 pads {scope_of(item)}'s input explicitly before its stride-{max(item.strides)}"
-                             f" VALID convolution (slim's conv2d_same), {item.name} uses padding='same', which pads"
-                             " more at the end than at the start")
-    want_relu, got_relu = np.maximum(want, 0), np.maximum(got, 0)
-    if difference(got_relu, want) <= TOLERANCE:
+                found.append(f"padding: TF1 pads {scope_of(item)}'s input explicitly before its"
+                             f" stride-{max(item.strides)} VALID convolution (slim's conv2d_same), {item.name} uses"
+                             " padding='same', which pads more at the end than at the start")
+    if difference(np.maximum(got, 0), want) <= TOLERANCE:
         found.append(f"a ReLU missing in the port: {layer.name}'s output with a ReLU applied is TF1's")
-    elif difference(got, want_relu) <= TOLERANCE:
+    elif difference(got, np.maximum(want, 0)) <= TOLERANCE:
         found.append(f"an extra ReLU in the port: TF1's {end_point} with a ReLU applied is {layer.name}'s output")
     found.extend(kernel_axes(model, probe, layer, members, want, mapping, values, images))
     return found or [f"no probe recognised it: compare the layers {', '.join(m.name for m in members)} with TF1's"

@@ -33,22 +33,6 @@ def resnet_v1_50_keras(num_classes):
     return modern.build("resnet_v1_50", num_classes, input_shape=SHAPE)
 
 
-def resnet_v2_50(images, num_classes, is_training):
-    return legacy.build("resnet_v2_50", images, num_classes, is_training=is_training)
-
-
-def resnet_v2_50_keras(num_classes):
-    return modern.build("resnet_v2_50", num_classes, input_shape=SHAPE)
-
-
-def inception_v2(images, num_classes, is_training):
-    return legacy.build("inception_v2", images, num_classes, is_training=is_training)
-
-
-def inception_v2_keras(num_classes):
-    return modern.build("inception_v2", num_classes, input_shape=SHAPE)
-
-
 def jianshu_resnet_50(images, num_classes, is_training):
     """The article's ResNet (channel zero-padding shortcuts), legacy's."""
     return legacy.build("jianshu_resnet_50", images, num_classes, is_training=is_training)

@@ -66,11 +66,16 @@ class Mapping:
 
 # --- outputs --------------------------------------------------------------------------------------------
 
+def end_point_layer_name(model, end_point):
+    """The layer name slim's ``end_point`` has by the rule, the model's own scope left off."""
+    return checkpoints.layer_name(end_point[len(model.name) + 1:] if end_point.startswith(model.name + "/")
+                                  else end_point)
+
+
 def end_point_layers(model, end_point):
-    """The layers named by the rule for slim's ``end_point`` ``S`` (the model's own scope left off): ``S`` and
-    ``S__...`` (a conv named ``S``, its BN and activation), in the model's order."""
-    scope = end_point[len(model.name) + 1:] if end_point.startswith(model.name + "/") else end_point
-    name = checkpoints.layer_name(scope)
+    """The layers named by the rule for slim's ``end_point`` ``S``: ``S`` and ``S__...`` (a conv named ``S``, its BN
+    and activation), in the model's order."""
+    name = end_point_layer_name(model, end_point)
     return [layer for layer in model.layers if layer.name == name or layer.name.startswith(name + SEP)]
 
 
@@ -80,13 +85,20 @@ def layer_for(model, end_point):
     return found[-1] if found else None
 
 
+def functional(model):
+    """Whether ``model`` is a graph of layers whose outputs can be read (a subclassed model's cannot)."""
+    return getattr(model, "outputs", None) is not None
+
+
 class Probe:
-    """The model's logits and the outputs of ``layers`` (inference mode) in one call."""
+    """The model's logits and the outputs of ``layers`` (inference mode; none for a subclassed model) in one
+    call."""
 
     def __init__(self, model, layers):
         self.model, self.layers = model, list(layers)
-        outputs = model.outputs[:1] + [layer.output for layer in self.layers]
-        self.probe = keras.Model(model.inputs, outputs)
+        self.probe = model
+        if functional(model):
+            self.probe = keras.Model(model.inputs, model.outputs[:1] + [layer.output for layer in self.layers])
 
     def __call__(self, images):
         out = self.probe(images, training=False)

@@ -105,9 +105,10 @@ class Net:
         return None
 
     def op_under(self, scope, types):
-        """The first op of one of ``types`` whose name is under ``scope`` (a TF1 scope path), or None."""
+        """The first op of one of ``types`` whose name is under ``scope`` (a TF1 scope path, or its end: slim's
+        inception nets key their end points without the net's scope), or None."""
         for op in self.graph.get_operations():
-            if op.type in types and op.name.startswith(scope + "/"):
+            if op.type in types and ("/" + op.name).find("/" + scope + "/") >= 0:
                 return op
         return None
 

@@ -4,10 +4,23 @@ folder as a porter's own modules are."""
 import tensorflow as tf
 import tf_keras as keras
 
+from portcheck import examples
+
 
 def no_is_training(images, num_classes):
     """A slim function without slim's is_training."""
     return images
+
+
+def logits_only(images, num_classes, is_training):
+    """portcheck.examples' small net returning its logits alone: its end points are in its outputs collection."""
+    return examples.small_net(images, num_classes, is_training)[0]
+
+
+def small_keras_as_small(num_classes):
+    """The correct port of the small net, its model named ``small`` (its TF1 scope is ``small_net``)."""
+    model = examples.small_keras(num_classes)
+    return keras.Model(model.inputs, model.outputs, name="small")
 
 
 class TwoKernels(keras.layers.Layer):
