@@ -26,6 +26,7 @@ from core.errors import UserError
 from core.run_dir import Hyper
 
 TOLERANCE = 1e-4
+JAX_STEP = 1e-2  # a training step's trained weights, Keras 3 on JAX (compare_steps)
 BATCH = 4
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 
@@ -51,7 +52,7 @@ def difference(got, want, floor=0.0):
 
 def check(legacy_fn, modern_fn, image_size=None, num_classes=10, arg_scope=None, renames=(), optimizer="momentum",
           seed=0):
-    """Check the Keras port ``modern_fn(num_classes) -> tf_keras Model`` against the slim function
+    """Check the Keras port ``modern_fn(num_classes) -> tf_keras or Keras 3 Model`` against the slim function
     ``legacy_fn(images, num_classes, is_training) -> logits or (logits, end_points)``; returns the report, a
     dict (``format_report`` prints it; ``report["passed"]``)."""
     check_signature(legacy_fn, "LEGACY", "images, num_classes, is_training", None, num_classes, is_training=False)
@@ -187,8 +188,8 @@ def compare_outputs(report, net, want_outputs, model, mapping, read, images, ren
 def causes_at(net, model, probe, end_point, ported, layer, want, got, values, mapping, images):
     """What probing tells of the first divergent end point (TF1's ``end_point``, the port's name ``ported``): each
     cause found, as a sentence."""
-    import tf_keras as keras
     from portcheck import keras as port
+    keras, _ = port.package(model)
     found = []
     members = port.end_point_layers(model, ported)
     base = port.end_point_layer_name(model, ported)
@@ -267,11 +268,17 @@ def kernel_axes(model, probe, layer, members, want, mapping, values, images):
 def compare_steps(report, order, model, values, want, got):
     """Stage 4: the loss, the regularization and every value after one step (``order``: the TF1 variables'
     order, by the port's names), with the causes of a difference probing recognises."""
-    import tf_keras as keras
+    from portcheck import keras as port
+    keras, _ = port.package(model)
     loss = difference(got["loss"], want["loss"])
     regularization = difference(got["regularization"], want["regularization"])
     differences = {n: difference(got["values"][n], want["values"][n], floor=0.01) for n in order}
-    first = next((n for n in order if differences[n] > TOLERANCE), None)
+    # on JAX a step's gradients through BN are TF1's fused kernel's within that kernel's own error (docs/DESIGN.md
+    # §8: 3.5e-4 off float64 where TF1's BN gradient cancels; 1.5e-3 of jianshu_resnet_50's conv1 here), so the
+    # trained weights are held to JAX_STEP there; BN's statistics, the loss and the penalties to TOLERANCE
+    trained = JAX_STEP if keras.__name__ == "keras" and keras.backend.backend() == "jax" else TOLERANCE
+    bound = {n: TOLERANCE if n.rsplit("/", 1)[-1].startswith("moving_") else trained for n in order}
+    first = next((n for n in order if differences[n] > bound[n]), None)
     causes = []
     if regularization > TOLERANCE:
         causes.extend(regularization_causes(want["regularizers"], got["regularizers"]))

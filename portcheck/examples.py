@@ -1,6 +1,7 @@
 """Ports to point ``scripts/check_port.py`` at: this project's own (legacy's slim nets against modern's tf_keras
-ones, with slim's signature), and a small slim net with a correct tf_keras port and seven broken ones, each the
-correct port with one mistake porters make (docs/MIGRATION.md, "Checking your own port"):
+ones and keras3's, with slim's signature), and a small slim net with a correct port (tf_keras and Keras 3) and
+seven broken ones, each the correct port with one mistake porters make (docs/MIGRATION.md, "Checking your own
+port"):
 
     python scripts/check_port.py portcheck.examples:resnet_v1_50 portcheck.examples:resnet_v1_50_keras
     python scripts/check_port.py portcheck.examples:small_net portcheck.examples:small_keras_epsilon --image-size 32
@@ -11,7 +12,7 @@ from an outputs collection.
 """
 
 import tensorflow as tf2
-import tf_keras as keras
+import tf_keras
 
 import legacy
 import modern
@@ -40,6 +41,12 @@ def jianshu_resnet_50(images, num_classes, is_training):
 
 def jianshu_resnet_50_keras(num_classes):
     return modern.build("jianshu_resnet_50", num_classes, input_shape=SHAPE)
+
+
+def jianshu_resnet_50_keras3(num_classes):
+    """The keras3 half's (Keras 3, on the backend ``--keras-backend`` chose)."""
+    import keras3
+    return keras3.build("jianshu_resnet_50", num_classes, input_shape=SHAPE)
 
 
 # --- a small slim net and its ports ---------------------------------------------------------------------------
@@ -74,7 +81,7 @@ def small_net(images, num_classes, is_training):
         return small_net_unscoped(images, num_classes, is_training)
 
 
-class SwappedConv2D(keras.layers.Conv2D):
+class SwappedConv2D(tf_keras.layers.Conv2D):
     """A port's own convolution that reads its kernel with the spatial axes swapped (as when converting a kernel
     from another layout with the wrong permutation)."""
 
@@ -83,13 +90,16 @@ class SwappedConv2D(keras.layers.Conv2D):
 
 
 def small_port(num_classes, epsilon=BN_EPSILON, momentum=BN_DECAY, stride_padding="explicit", conv3=None,
-               conv3_relu=True, l2=WEIGHT_DECAY / 2, conv3_name="conv3"):
-    """The tf_keras port of ``small_net``; each argument off its default is one mistake of the broken ports."""
+               conv3_relu=True, l2=WEIGHT_DECAY / 2, conv3_name="conv3", keras=tf_keras, batch_norm=None):
+    """The port of ``small_net`` in ``keras`` (tf_keras, or Keras 3: the same code, with ``batch_norm`` the BN
+    class); each other argument off its default is one mistake of the broken ports."""
     regularizer = keras.regularizers.L2(l2)  # slim's l2_regularizer(wd) is wd * sum(w**2) / 2
+    batch_norm = batch_norm or keras.layers.BatchNormalization
 
-    def conv_bn(x, filters, name, strides=1, padding="same", conv=keras.layers.Conv2D, relu=True):
-        x = conv(filters, 3, strides, padding=padding, use_bias=False, kernel_regularizer=regularizer, name=name)(x)
-        x = keras.layers.BatchNormalization(momentum=momentum, epsilon=epsilon, name=f"{name}__BatchNorm")(x)
+    def conv_bn(x, filters, name, strides=1, padding="same", conv=None, relu=True):
+        x = (conv or keras.layers.Conv2D)(filters, 3, strides, padding=padding, use_bias=False,
+                                          kernel_regularizer=regularizer, name=name)(x)
+        x = batch_norm(momentum=momentum, epsilon=epsilon, name=f"{name}__BatchNorm")(x)
         return keras.layers.ReLU(name=f"{name}__Relu")(x) if relu else x
 
     images = keras.Input((None, None, 3), name="images")
@@ -99,7 +109,7 @@ def small_port(num_classes, epsilon=BN_EPSILON, momentum=BN_DECAY, stride_paddin
         x = conv_bn(x, 32, "conv2", strides=2, padding="valid")
     else:
         x = conv_bn(x, 32, "conv2", strides=2, padding=stride_padding)
-    x = conv_bn(x, 32, conv3_name, conv=conv3 or keras.layers.Conv2D, relu=conv3_relu)
+    x = conv_bn(x, 32, conv3_name, conv=conv3, relu=conv3_relu)
     x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="pool")(x)
     x = keras.layers.Conv2D(num_classes, 1, kernel_regularizer=regularizer, name="logits")(x)
     logits = keras.layers.Reshape((num_classes,), name="SpatialSqueeze")(x)
@@ -109,6 +119,14 @@ def small_port(num_classes, epsilon=BN_EPSILON, momentum=BN_DECAY, stride_paddin
 def small_keras(num_classes):
     """The correct port."""
     return small_port(num_classes)
+
+
+def small_keras3(num_classes):
+    """The correct port in Keras 3 (on the backend ``KERAS_BACKEND`` or ``--keras-backend`` chose), with keras3's
+    ``BatchNorm``: Keras 3's own has no fused path and moves the moving variance by the biased batch variance."""
+    import keras
+    from keras3.layers import BatchNorm
+    return small_port(num_classes, keras=keras, batch_norm=BatchNorm)
 
 
 def small_keras_epsilon(num_classes):

@@ -1,29 +1,47 @@
-"""The Keras side of a port check: the porter's tf_keras model, a TF1 checkpoint mapped onto it by the naming rule
-(``core.checkpoints``: layer ``a__b`` holds TF1's ``<model>/a/b/weights`` as ``kernel``), its outputs at the layers
-that stand for slim's end points, and one training step of the recipe's TF1-exact Keras optimizer.
+"""The Keras side of a port check: the porter's model (tf_keras, or Keras 3 on either backend), a TF1 checkpoint
+mapped onto it by the naming rule (``core.checkpoints``: layer ``a__b`` holds TF1's ``<model>/a/b/weights`` as
+``kernel``), its outputs at the layers that stand for slim's end points, and one training step of the recipe's
+TF1-exact optimizer in the model's package (``modern.optimizers`` for tf_keras, ``keras3.optimizers`` for Keras 3).
 
 Nothing here knows the TF1 graph: the values come from the checkpoint file ``portcheck/tf1.py`` wrote.
 """
 
+import sys
+
 import numpy as np
-import tensorflow as tf
-import tf_keras as keras
+import tf_keras
 
 from core import checkpoints
 from core.errors import UserError
 from kerasnets import naming
-from modern import optimizers
 
 SEP = checkpoints.SEP
 
 
+def package(model):
+    """``(the Keras package that built model, its half's TF1-exact optimizers)``, or None for anything else."""
+    if isinstance(model, tf_keras.Model):
+        from modern import optimizers
+        return tf_keras, optimizers
+    keras = sys.modules.get("keras")
+    if keras is not None and isinstance(model, keras.Model):
+        from keras3 import optimizers
+        return keras, optimizers
+    return None
+
+
 def build(fn, num_classes):
-    """The porter's model: ``fn(num_classes)`` must return a tf_keras model."""
+    """The porter's model: ``fn(num_classes)`` must return a tf_keras or a Keras 3 model."""
     model = fn(num_classes)
-    if not isinstance(model, keras.Model):
-        raise UserError(f"MODERN returned {type(model).__module__}.{type(model).__name__}, not a tf_keras Model"
-                        " (build it with tf_keras, or import tensorflow with TF_USE_LEGACY_KERAS=1)")
+    if package(model) is None:
+        raise UserError(f"MODERN returned {type(model).__module__}.{type(model).__name__}, not a tf_keras or Keras 3"
+                        " Model")
     return model
+
+
+def numpy(value):
+    """A TensorFlow tensor, a JAX array or a Keras 3 variable as a NumPy array."""
+    return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
 
 
 def input_size(model):
@@ -98,42 +116,38 @@ class Probe:
         self.model, self.layers = model, list(layers)
         self.probe = model
         if functional(model):
-            self.probe = keras.Model(model.inputs, model.outputs[:1] + [layer.output for layer in self.layers])
+            keras, _ = package(model)
+            inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # called with one tensor
+            self.probe = keras.Model(inputs, model.outputs[:1] + [layer.output for layer in self.layers])
 
     def __call__(self, images):
         out = self.probe(images, training=False)
-        out = out if isinstance(out, list) else [out]
-        logits = np.asarray(out[0]).reshape(len(images), -1)
-        return logits, {layer.name: np.asarray(value) for layer, value in zip(self.layers, out[1:])}
+        out = out if isinstance(out, (list, tuple)) else [out]
+        logits = numpy(out[0]).reshape(len(images), -1)
+        return logits, {layer.name: numpy(value) for layer, value in zip(self.layers, out[1:])}
 
 
 # --- one training step ----------------------------------------------------------------------------------
 
 def penalties(model):
-    """``{TF1 name of a kernel: its regularization penalty}`` for every layer with a kernel regularizer."""
+    """``{TF1 name of a weight: its regularization penalty}`` for every weight with a regularizer."""
     out = {}
     for layer, weight_name, weight in naming.leaf_weights(model):
         regularizer = getattr(layer, f"{weight_name}_regularizer", None)
         if regularizer is not None and weight_name in checkpoints.TO_SLIM:
-            out[checkpoints.legacy_name(model.name, layer.name, weight_name)] = float(regularizer(weight))
+            out[checkpoints.legacy_name(model.name, layer.name, weight_name)] = float(numpy(regularizer(weight)))
     return out
 
 
 def training_step(model, mapping, values, images, labels, hyper):
-    """One step of ``modern.optimizers``' TF1-exact optimizer (fixed rate) on softmax cross-entropy plus the
-    model's losses, in training mode (BN's moving statistics updated): ``{"loss", "regularization",
-    "regularizers", "values": {TF1 name: array after the step}}``."""
+    """One ``train_on_batch`` step of the half's TF1-exact optimizer (fixed rate) on softmax cross-entropy plus the
+    model's losses, in training mode (BN's moving statistics updated), on any backend: ``{"loss",
+    "regularization", "regularizers", "values": {TF1 name: array after the step}}``."""
+    keras, optimizers = package(model)
     mapping.assign(values)
-    optimizer = optimizers.optimizer(hyper, 1)
-    variables = model.trainable_variables
-    optimizer.build(variables)
-    cross_entropy = keras.losses.CategoricalCrossentropy(from_logits=True)
     each = penalties(model)
-    with tf.GradientTape() as tape:
-        out = model(images, training=True)
-        logits = out[0] if isinstance(out, (list, tuple)) else out
-        regularization = tf.add_n(model.losses) if model.losses else tf.constant(0.0)
-        loss = cross_entropy(labels, tf.reshape(logits, [len(images), -1])) + regularization
-    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-    return {"loss": float(loss), "regularization": float(regularization), "regularizers": each,
-            "values": {name: weight.numpy() for name, weight in mapping.matched.items()}}
+    model.compile(optimizer=optimizers.optimizer(hyper, 1),
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    loss = model.train_on_batch(images, labels, return_dict=True)["loss"]
+    return {"loss": float(numpy(loss)), "regularization": float(sum(each.values())), "regularizers": each,
+            "values": {name: numpy(weight) for name, weight in mapping.matched.items()}}

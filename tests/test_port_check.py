@@ -144,3 +144,22 @@ def test_bad_input_is_one_line_and_exit_status_2(legacy, modern, message):
                            "--image-size", str(SIZE)], cwd=REPO / "tests", env=ENV, capture_output=True, text=True,
                           timeout=600)
     assert_user_error(proc, message)
+
+
+# --- Keras 3 ports ------------------------------------------------------------------------------------------
+
+def test_a_keras3_port_passes_every_stage():
+    """On this process's backend (TensorFlow), the small net ported to Keras 3 with keras3's BatchNorm."""
+    report = check("small_net", "small_keras3")
+    assert report["passed"] and all(s["status"] == "PASS" for s in report["stages"].values()), report["stages"]
+
+
+@pytest.mark.slow
+def test_a_keras3_port_on_jax_passes_through_the_command():
+    proc = run_script("check_port.py", "portcheck.examples:jianshu_resnet_50",
+                      "portcheck.examples:jianshu_resnet_50_keras3", "--keras-backend", "jax", "--json", env=ENV)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["passed"] and report["stages"]["training_step"]["status"] == "PASS"
+    assert report["stages"]["first_divergence"]["compared"] >= 10 and report["stages"]["logits"]["difference"] < 1e-5
+    assert report["stages"]["training_step"]["loss"]["difference"] < 1e-4
