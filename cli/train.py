@@ -71,6 +71,13 @@ def run_arguments(p):
     p.add_argument("--exclude-scopes", default="", metavar="S,...",
                    help="with --init-from: comma-separated scopes left freshly initialised, e.g. logits for a"
                    " new head with your classes (slim's checkpoint_exclude_scopes)")
+    p.add_argument("--num-clones", type=int, default=1, metavar="N",
+                   help="research/slim's --num_clones: N copies of the model, each on an equal share of every"
+                        " batch (--batch-size stays the global batch), their gradients summed; clone i on GPU i"
+                        " (legacy: model_deploy's clones in one graph; modern: MirroredStrategy)")
+    p.add_argument("--clone-on-cpu", action="store_true",
+                   help="research/slim's --clone_on_cpu: every clone on the CPU (modern splits it into N logical"
+                        " devices)")
     p.add_argument("--run-dir", metavar="DIR", help="where the run goes (default: runs/<impl>-<model>)")
     p.add_argument("--worker-dir", metavar="DIR",
                    help="multi-worker (TF_CONFIG set, modern): where a worker other than the chief writes its"
@@ -100,6 +107,9 @@ def check(args):
                              ("--save-every", args.save_every, 1)):
         if value < low:
             raise UserError(f"{flag} {value}: must be at least {low}")
+    if args.num_clones < 1 or args.batch_size % args.num_clones:
+        raise UserError(f"--num-clones {args.num_clones}: must be at least 1 and divide --batch-size"
+                        f" {args.batch_size} (each clone computes an equal share of every batch)")
     if args.bn_decay is not None and not 0 <= args.bn_decay < 1:
         raise UserError(f"--bn-decay {args.bn_decay}: must be at least 0 and below 1")
     try:
@@ -172,7 +182,8 @@ def main(argv=None):
     quiet_tensorflow()
     import flowio
     half = halves.half(args.impl)
-    chief = half.is_chief()  # before TensorFlow runs anything: a cluster's strategy sets up its collectives
+    # before TensorFlow runs anything: a cluster's strategy sets up its collectives, logical CPUs are split
+    chief = half.deploy(args.num_clones, args.clone_on_cpu)
     if args.precision == "mixed_float16":
         import tensorflow as tf
         if not tf.config.list_physical_devices("GPU"):

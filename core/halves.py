@@ -8,8 +8,11 @@ A half is a package (``legacy``, ``modern``, ``keras3``) that provides these nam
 * ``train.train(run, records_dir, progress=True, init_from=None)``: train the ``core.run_dir.Run`` in its folder
   from flowio's records, or resume it at the exact batch; ``init_from`` (``{"checkpoint", "exclude_scopes"}``)
   fine-tunes from a checkpoint of any half or tf_slim's;
-* ``train.is_chief()``: whether this process writes the run (False on the other workers of a cluster); a half
-  that does not train on several machines refuses ``TF_CONFIG`` here with a ``UserError`` (``one_machine``);
+* ``train.deploy(num_clones=1, clone_on_cpu=False)``: place the process's clones (train.py's ``--num-clones``,
+  slim's model_deploy) and join the cluster ``TF_CONFIG`` describes, before TensorFlow runs anything; return
+  whether this process writes the run (False on the other workers of a cluster); a half that does not train on
+  several machines refuses ``TF_CONFIG`` here with a ``UserError`` (``one_machine``), and one that does not
+  deploy clones refuses ``num_clones`` > 1;
 * ``weights.Predictor(run)``: a callable, float32 images ``[N, S, S, 3]`` preprocessed as the run records ->
   logits ``[N, classes]``, from the run's best (else last) checkpoint;
 * ``weights.variable_shapes(run)``: ``{TF1 name: shape}`` of the run's model, its auxiliary head included;
@@ -31,12 +34,12 @@ from core.errors import UserError
 
 HALVES = ("legacy", "modern", "keras3")
 # protocol name -> the half's module holding it
-PROTOCOL = {"build": "", "list_models": "", "train": "train", "is_chief": "train", "Predictor": "weights",
+PROTOCOL = {"build": "", "list_models": "", "train": "train", "deploy": "train", "Predictor": "weights",
             "variable_shapes": "weights", "write_weights": "weights", "read_weights": "weights"}
 
 
 def one_machine(impl):
-    """``train.is_chief()`` of a half that trains on one machine: True, with ``TF_CONFIG`` refused."""
+    """``train.deploy``'s answer for a half that trains on one machine: True, with ``TF_CONFIG`` refused."""
     if os.environ.get("TF_CONFIG"):
         raise UserError(f"TF_CONFIG is set, and multi-worker training is the modern half's (tf.distribute);"
                         f" unset TF_CONFIG to train {impl} on one machine")

@@ -34,6 +34,7 @@ Sections, in the same order as the twin: counters, input, devices, model and los
 Prediction and weight I/O are the twin modules ``weights.py``.
 """
 
+import contextlib
 import os
 import re
 import sys
@@ -116,10 +117,32 @@ def session_config(precision):
     return config
 
 
-def is_chief():
-    """Always (the half protocol's question, ``core.halves``): legacy trains on one machine; a ``TF_CONFIG``
-    cluster is refused, the modern half's (tf.distribute)."""
-    return halves.one_machine("legacy")
+def deployment_config(num_clones=1, clone_on_cpu=False):
+    """model_deploy's ``DeploymentConfig``, what ``training_graph`` needs of it: ``clones`` and each clone's
+    device (``clone_device``): with ``clone_on_cpu`` every clone on ``/device:CPU:0``, else clone ``i`` on
+    ``/device:GPU:i``; one clone has no device of its own."""
+    devices = tuple("/device:CPU:0" if clone_on_cpu else f"/device:GPU:{i}" for i in range(num_clones))
+    return SimpleNamespace(clones=num_clones, devices=devices if num_clones > 1 else ("",))
+
+
+DEPLOYMENT = deployment_config()  # this process's, set by deploy
+
+
+def deploy(num_clones=1, clone_on_cpu=False):
+    """Place this process's clones (the half protocol's ``deploy``, ``core.halves``); return True: legacy writes
+    the run from this one process (a ``TF_CONFIG`` cluster is refused, the modern half's).
+
+    Clones on GPUs are refused when there are fewer GPUs than clones: slim's graph would fail at its first run
+    with a placement error.
+    """
+    chief = halves.one_machine("legacy")
+    if num_clones > 1 and not clone_on_cpu:
+        gpus = len(tf.config.list_physical_devices("GPU"))
+        if gpus < num_clones:
+            raise UserError(f"--num-clones {num_clones} puts clone i on GPU i and this machine has {gpus} GPU(s);"
+                            f" pass --clone-on-cpu to put every clone on the CPU")
+    vars(DEPLOYMENT).update(vars(deployment_config(num_clones, clone_on_cpu)))
+    return chief
 
 
 # --- model and loss ----------------------------------------------------------------------------------
@@ -134,37 +157,74 @@ def cross_entropy(labels, logits, num_classes, label_smoothing, weights=1.0, red
                                            label_smoothing=label_smoothing, reduction=reduction)
 
 
-def training_graph(run, images, labels, decay_steps):
-    """The model on ``images`` and its training in the current graph: ``(logits, loss, regularization, train_op)``.
+def clone_loss(run, images, labels, num_clones):
+    """One clone: the model on its share of the batch, ``(logits, its cross-entropy / num_clones)``.
 
-    ``loss`` is the mean cross-entropy (plus inception_v3's auxiliary head's at the table's weight, 0.4) plus the
-    REGULARIZATION_LOSSES collection; ``train_op`` runs the BN moving-average updates (UPDATE_OPS), the
-    optimizer's step on slim's schedule (``decay_steps`` global steps per decay) and then, with
-    ``--moving-average-decay``, the moving averages of the model variables; and gives the loss.
+    model_deploy's ``_gather_clone_loss``: the clone's LOSSES (the mean cross-entropy of its share, plus
+    inception_v3's auxiliary head's at the table's weight, 0.4) divided by the number of clones, so that the
+    clones' sum is the mean over the whole batch.
     """
     h = run.hyper
     logits, end_points = legacy.build(run.model, images, run.num_classes, is_training=True,
                                       weight_decay=h.weight_decay, batch_norm_decay=h.batch_norm_decay)
+    loss = cross_entropy(labels, logits, run.num_classes, h.label_smoothing)
+    if models.aux_scopes(run.model):  # research/slim's train_image_classifier: the AuxLogits' loss, weighed
+        loss += cross_entropy(labels, end_points["AuxLogits"], run.num_classes, h.label_smoothing,
+                              weights=models.spec(run.model).aux_loss_weight)
+    return logits, loss / num_clones if num_clones > 1 else loss
+
+
+def training_graph(run, images, labels, decay_steps, deployment=DEPLOYMENT):
+    """The model on ``images`` and its training in the current graph: ``(logits, loss, regularization, train_op)``.
+
+    ``loss`` is the mean cross-entropy (plus inception_v3's auxiliary head's) plus the REGULARIZATION_LOSSES
+    collection; ``train_op`` runs the BN moving-average updates (UPDATE_OPS), the optimizer's step on slim's
+    schedule (``decay_steps`` global steps per decay) and then, with ``--moving-average-decay``, the moving
+    averages of the model variables; and gives the loss.
+
+    With ``deployment.clones`` > 1 this is model_deploy's ``deploy``: the batch (the global one) is split into
+    equal shares, clone ``i`` runs on share ``i`` in name scope ``clone_i`` on its device, sharing the first
+    clone's variables; the regularization joins the first clone's loss only; each clone's gradients are computed
+    on its device and summed (``_sum_clones_gradients``); BN's moving statistics are updated from the first
+    clone's share alone (train_image_classifier takes UPDATE_OPS of ``first_clone_scope``), while each clone
+    normalises its own share with its own batch statistics. Without BN, two clones compute one clone's step on
+    the whole batch (tests/test_clones.py).
+    """
+    h = run.hyper
+    count = deployment.clones
+    shares = zip(tf.split(images, count), tf.split(labels, count)) if count > 1 else [(images, labels)]
+    clones = []  # (logits, loss, name scope, device)
+    for i, (share, share_labels) in enumerate(shares):
+        with (tf.name_scope(f"clone_{i}") if count > 1 else contextlib.nullcontext()) as scope, \
+                tf.device(deployment.devices[i]), \
+                tf.variable_scope(tf.get_variable_scope(), reuse=True if i > 0 else None):
+            clones.append((*clone_loss(run, share, share_labels, count), scope, deployment.devices[i]))
     scope = models.scope(run.model)
     model_variables = [v for v in tf.global_variables() if checkpoints.model_variables([v.op.name], scope)]
     global_step = tf.train.get_or_create_global_step()
     lr = optimizers.learning_rate(h, global_step, decay_steps)
     regularization = tf.losses.get_regularization_loss()
-    loss = cross_entropy(labels, logits, run.num_classes, h.label_smoothing) + regularization
-    if models.aux_scopes(run.model):  # research/slim's train_image_classifier: the AuxLogits' loss, weighed
-        loss += cross_entropy(labels, end_points["AuxLogits"], run.num_classes, h.label_smoothing,
-                              weights=models.spec(run.model).aux_loss_weight)
+    clone_losses = [loss + regularization if i == 0 else loss for i, (_, loss, _, _) in enumerate(clones)]
+    loss = tf.add_n(clone_losses) if count > 1 else clone_losses[0]
     # slim's create_train_op: the loss waits for the BN updates, and the train op is the loss waiting for the
     # gradient step. The common `with control_dependencies(UPDATE_OPS): minimize(loss)` instead gives each op
     # minimize creates an edge from every update op: 900k edges in DenseNet-201's graph, seconds of grappler
     # pruning them. The train op must be the gated loss, not minimize's op: the gradients do not run the loss's
     # forward op, so `sess.run(minimize_op)` alone skipped every BN update (tests/test_models.py's --bn-decay 0).
-    with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
+    with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS, clones[0][2] if count > 1 else None)):
         loss = tf.identity(loss, name="loss_after_updates")
     optimizer = optimizers.optimizer(h, lr)
     if h.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
         optimizer = tf.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, "dynamic")
-    gradients = optimizer.compute_gradients(loss, trained_variables(h.trainable_scopes))
+    trained = trained_variables(h.trainable_scopes)
+    if count > 1:
+        gradients = []
+        for clone, (_, _, name, device) in zip(clone_losses, clones):
+            with tf.name_scope(name), tf.device(device):
+                gradients.append(optimizer.compute_gradients(clone, trained))
+        gradients = sum_gradients(gradients)
+    else:
+        gradients = optimizer.compute_gradients(loss, trained)
     if h.clip_gradient_norm > 0:  # slim's create_train_op(clip_gradient_norm=...): each gradient by its own norm
         gradients = [(tf.clip_by_norm(g, h.clip_gradient_norm), v) for g, v in gradients if g is not None]
     step = optimizer.apply_gradients(gradients, global_step)
@@ -175,7 +235,21 @@ def training_graph(run, images, labels, decay_steps):
             step = averages.apply(model_variables)
     with tf.control_dependencies([step]):
         train_op = tf.identity(loss, name="train_op")
+    logits = tf.concat([c[0] for c in clones], 0) if count > 1 else clones[0][0]
     return logits, loss, regularization, train_op
+
+
+def sum_gradients(clone_gradients):
+    """model_deploy's ``_sum_clones_gradients``: each variable's gradients from every clone, summed (each clone's
+    loss is already divided by the number of clones)."""
+    summed = []
+    for pairs in zip(*clone_gradients):
+        variable = pairs[0][1]
+        grads = [g for g, _ in pairs if g is not None]
+        if grads:
+            summed.append((tf.add_n(grads, name=variable.op.name + "/sum_grads") if len(grads) > 1 else grads[0],
+                           variable))
+    return summed
 
 
 def trained_variables(scopes):
@@ -322,6 +396,8 @@ def train(run, records_dir, progress=True, init_from=None):
     start = run.resume_at(saved_step(run.path(LEGACY_LAST)))
     decay_steps = recipe.decay_steps(h, flowio.num_examples(records_dir, "train"))
     graph, ops = build_graph(run, records_dir, start, decay_steps, steps_per_epoch)
+    if DEPLOYMENT.clones > 1:
+        run.distribute = {"strategy": "model_deploy", "replicas": DEPLOYMENT.clones}
     with tf.Session(graph=graph, config=session_config(h.precision)) as sess:
         savers = Savers(sess, ops, run)
         savers.start(ops, run, start, init_from)

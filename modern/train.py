@@ -133,7 +133,7 @@ def strategy():
     """The process's distribution strategy, made on the first call.
 
     With ``TF_CONFIG`` it is ``MultiWorkerMirroredStrategy``, which must exist before TensorFlow runs anything:
-    train.py asks for it (``is_chief``) right after importing TensorFlow. ``strategy().extended.should_checkpoint``
+    train.py asks for it (``deploy``) right after importing TensorFlow. ``strategy().extended.should_checkpoint``
     is True on the one worker that writes the run (the chief; the only one without a cluster).
     """
     if not _STRATEGY:
@@ -146,8 +146,31 @@ def strategy():
     return _STRATEGY[0]
 
 
-def is_chief():
-    """Whether this process writes the run (the chief of a ``TF_CONFIG`` cluster, or the only process)."""
+def deploy(num_clones=1, clone_on_cpu=False):
+    """Make the process's strategy (the half protocol's ``deploy``, ``core.halves``); return whether this process
+    writes the run (the chief of a ``TF_CONFIG`` cluster, or the only process).
+
+    ``num_clones`` > 1 is slim's ``--num_clones`` in TF2: ``MirroredStrategy`` over that many local devices, GPUs
+    ``0..N-1``, or with ``clone_on_cpu`` as many logical devices the CPU is split into (their configuration must
+    precede TensorFlow's first op, which is why this comes first). Each replica computes its share of the global
+    batch, the gradients are summed across replicas and BN's moving statistics are each replica's own, read as
+    their mean (tests/test_clones.py).
+    """
+    if num_clones > 1:
+        if os.environ.get("TF_CONFIG"):
+            raise UserError("--num-clones with TF_CONFIG: each worker of MultiWorkerMirroredStrategy already trains"
+                            " on all of its GPUs; leave --num-clones at 1")
+        if clone_on_cpu:
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * num_clones)
+            devices = [f"/cpu:{i}" for i in range(num_clones)]
+        else:
+            gpus = len(tf.config.list_physical_devices("GPU"))
+            if gpus < num_clones:
+                raise UserError(f"--num-clones {num_clones} puts replica i on GPU i and this machine has {gpus}"
+                                f" GPU(s); pass --clone-on-cpu to split the CPU into {num_clones} devices")
+            devices = [f"/gpu:{i}" for i in range(num_clones)]
+        _STRATEGY.append(tf.distribute.MirroredStrategy(devices))
     try:
         return strategy().extended.should_checkpoint
     except ValueError as err:

@@ -431,3 +431,19 @@ OTHER_CPU = {"recipe ten averages": 1.3e-3}
 def tolerance(comparison):
     """The bound of a multi-step parity ``comparison`` (a key of FLOORS): MARGIN x max(floor, other CPU)."""
     return MARGIN * max(FLOORS[comparison], OTHER_CPU.get(comparison, 0.0))
+
+
+# --- clones (tests/test_clones.py, tests/clone_steps.py) --------------------------------------------------
+
+CLONE_LR = 0.1  # slim's sgd: a step is -lr x the gradient, so steps on two shares average to the clones' step
+
+
+def clone_run(impl, model, batch_size):
+    """The run record of one clone step: ``model`` at 32x32 on three classes, slim's plain ``sgd`` at a fixed
+    CLONE_LR, BN decay 0.9 where the net has BN, no averages, no smoothing."""
+    from core import models
+    from core.run_dir import Hyper, Run
+    bn_decay = 0.9 if models.spec(model).bn_decay else None
+    return Run(folder="unused", impl=impl, model=model, num_classes=len(CLASSES), labels=CLASSES, image_size=32,
+               hyper=Hyper(batch_size=batch_size, epochs=1, optimizer="sgd", lr=CLONE_LR,
+                           learning_rate_decay_type="fixed", batch_norm_decay=bn_decay))
