@@ -9,7 +9,7 @@ import argparse
 import os
 from functools import partial
 
-from core import halves, keras_backend, models, recipe
+from core import cluster, halves, keras_backend, models, recipe
 from core import run_dir as rd
 from core.errors import UserError, run_cli
 from core.run_dir import IMPLS, PRECISIONS
@@ -78,6 +78,9 @@ def run_arguments(p):
     p.add_argument("--clone-on-cpu", action="store_true",
                    help="research/slim's --clone_on_cpu: every clone on the CPU (modern splits it into N logical"
                         " devices)")
+    p.add_argument("--peer-timeout", type=int, default=cluster.PEER_TIMEOUT, metavar="SECONDS",
+                   help=f"on a TF_CONFIG cluster: how long a worker waits for the others when it starts before it"
+                        f" names the missing ones and stops (default {cluster.PEER_TIMEOUT})")
     p.add_argument("--run-dir", metavar="DIR", help="where the run goes (default: runs/<impl>-<model>)")
     p.add_argument("--worker-dir", metavar="DIR",
                    help="multi-worker (TF_CONFIG set, modern): where a worker other than the chief writes its"
@@ -104,7 +107,7 @@ def check(args):
     if args.impl is None:
         raise UserError("--impl is required: legacy (tf.compat.v1 + tf_slim), modern (tf_keras) or keras3 (Keras 3)")
     for flag, value, low in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
-                             ("--save-every", args.save_every, 1)):
+                             ("--save-every", args.save_every, 1), ("--peer-timeout", args.peer_timeout, 1)):
         if value < low:
             raise UserError(f"{flag} {value}: must be at least {low}")
     if args.num_clones < 1 or args.batch_size % args.num_clones:
@@ -183,21 +186,23 @@ def main(argv=None):
     import flowio
     half = halves.half(args.impl)
     # before TensorFlow runs anything: a cluster's strategy sets up its collectives, logical CPUs are split
-    chief = half.deploy(args.num_clones, args.clone_on_cpu)
+    chief = half.deploy(args.num_clones, args.clone_on_cpu, args.peer_timeout)
     if args.precision == "mixed_float16":
         import tensorflow as tf
         if not tf.config.list_physical_devices("GPU"):
             raise UserError("--precision mixed_float16 needs a GPU and there is none; on a CPU use mixed_bfloat16")
     manifest = flowio.trainable_manifest(args.data, args.batch_size)
 
-    with rd.writer_folder(folder, chief, args.worker_dir) as folder:
-        return train(args, half, new_run(args, folder, manifest["classes"]), chief, init_from)
+    with rd.writer_folder(folder, chief, args.worker_dir) as own:
+        return train(args, half, new_run(args, own, manifest["classes"]), chief, init_from, folder)
 
 
-def train(args, half, new, chief, init_from):
+def train(args, half, new, chief, init_from, chief_folder):
     """Train the run ``new`` describes (or resume or continue the one in its folder), then export it."""
     import flowio
     with rd.training(new, fresh=args.fresh, chief=chief) as run:
+        if not chief and not args.fresh:  # where a restarted cluster resumes from (--fresh: from nothing)
+            run.chief_folder = os.path.abspath(chief_folder)
         if run.state == "complete":
             print(f"train: {run.folder} is already complete ({len(run.epochs)} epochs); pass a larger --epochs to"
                   " continue it, or --fresh to start over")

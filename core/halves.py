@@ -8,11 +8,12 @@ A half is a package (``legacy``, ``modern``, ``keras3``) that provides these nam
 * ``train.train(run, records_dir, progress=True, init_from=None)``: train the ``core.run_dir.Run`` in its folder
   from flowio's records, or resume it at the exact batch; ``init_from`` (``{"checkpoint", "exclude_scopes"}``)
   fine-tunes from a checkpoint of any half or tf_slim's;
-* ``train.deploy(num_clones=1, clone_on_cpu=False)``: place the process's clones (train.py's ``--num-clones``,
-  slim's model_deploy) and join the cluster ``TF_CONFIG`` describes, before TensorFlow runs anything; return
-  whether this process writes the run (False on the other workers of a cluster); a half that does not train on
-  several machines refuses ``TF_CONFIG`` here with a ``UserError`` (``one_machine``), and one that does not
-  deploy clones refuses ``num_clones`` > 1;
+* ``train.deploy(num_clones=1, clone_on_cpu=False, peer_timeout=...)``: place the process's clones (train.py's
+  ``--num-clones``, slim's model_deploy) and join the cluster ``TF_CONFIG`` describes (waiting at most
+  ``peer_timeout`` seconds for the other tasks), before TensorFlow runs anything; return whether this process
+  writes the run (False on the other workers of a cluster); a half that does not train on several machines
+  refuses ``TF_CONFIG`` here with a ``UserError`` (``one_machine``), and one that does not deploy clones refuses
+  ``num_clones`` > 1;
 * ``weights.Predictor(run)``: a callable, float32 images ``[N, S, S, 3]`` preprocessed as the run records ->
   logits ``[N, classes]``, from the run's best (else last) checkpoint;
 * ``weights.variable_shapes(run)``: ``{TF1 name: shape}`` of the run's model, its auxiliary head included;

@@ -8,7 +8,7 @@ Two kinds of lines, two remedies:
   restores it (and shows what it caught if the import fails);
 * afterwards, ``I0000 …`` / ``W0000 …`` lines of the TFLite converter, the SavedModel loader and the record
   reader obey ``TF_CPP_MIN_LOG_LEVEL``: it is set to 2 (errors only) before the import, unless the caller's
-  environment sets it.
+  environment sets it; 3 under ``TF_CONFIG``, where a dead peer's errors come once per aborted collective.
 
 It also hides TensorFlow's Python deprecation notices. ``TF_LOGS=1`` leaves all of it alone.
 """
@@ -51,7 +51,9 @@ def quiet_tensorflow():
     if os.environ.get("TF_LOGS") == "1" or "tensorflow" in sys.modules:
         import tensorflow as tf
         return tf
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # read when TensorFlow logs, after start-up
+    # read when TensorFlow logs, after start-up; on a cluster, errors too: a lost peer is logged by every
+    # collective it aborts (three lines each) before train.py names it in one
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if os.environ.get("TF_CONFIG") else "2")
     with hidden_stderr():
         import tensorflow as tf
         tf.config.list_physical_devices("GPU")

@@ -93,6 +93,9 @@ class Run:
     export: dict | None = None
     evaluation: dict | None = None
     keras_backend: str | None = None  # keras3: the backend it trained on (any backend predicts from it)
+    # not saved: on a cluster's other workers, the chief's folder (their own is a scratch copy), where the
+    # checkpoints every worker resumes from are
+    chief_folder: str | None = field(default=None, compare=False)
 
     _OPTIONAL = ("converted_from", "distribute", "export", "evaluation", "keras_backend")
 
@@ -115,7 +118,7 @@ class Run:
 
     def to_json(self):
         entries = dataclasses.asdict(self)
-        del entries["folder"]
+        del entries["folder"], entries["chief_folder"]
         for key in self._OPTIONAL:
             if entries[key] is None:
                 del entries[key]

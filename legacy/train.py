@@ -128,11 +128,11 @@ def deployment_config(num_clones=1, clone_on_cpu=False):
 DEPLOYMENT = deployment_config()  # this process's, set by deploy
 
 
-def deploy(num_clones=1, clone_on_cpu=False):
+def deploy(num_clones=1, clone_on_cpu=False, peer_timeout=None):
     """Place this process's clones (the half protocol's ``deploy``, ``core.halves``); return True: legacy writes
     the run from this one process (a ``TF_CONFIG`` cluster is refused, the modern half's).
 
-    Clones on GPUs are refused when there are fewer GPUs than clones: slim's graph would fail at its first run
+    ``peer_timeout`` is a cluster's, and legacy has none. Clones on GPUs are refused when there are fewer GPUs than clones: slim's graph would fail at its first run
     with a placement error.
     """
     chief = halves.one_machine("legacy")

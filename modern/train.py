@@ -50,7 +50,7 @@ import tf_keras as keras
 
 import flowio
 import modern
-from core import checkpoints, files, models, recipe
+from core import checkpoints, cluster, files, models, recipe
 from core.errors import UserError
 from core.run_dir import LOGS, MODERN_BACKUP, MODERN_BEST, MODERN_FINAL, MODERN_LAST
 from kerasnets.kit import using
@@ -138,7 +138,7 @@ def strategy():
     """
     if not _STRATEGY:
         if os.environ.get("TF_CONFIG"):
-            _STRATEGY.append(tf.distribute.MultiWorkerMirroredStrategy())
+            _STRATEGY.append(multi_worker_strategy())
         elif len(tf.config.list_logical_devices("GPU")) > 1:
             _STRATEGY.append(tf.distribute.MirroredStrategy())
         else:
@@ -146,7 +146,37 @@ def strategy():
     return _STRATEGY[0]
 
 
-def deploy(num_clones=1, clone_on_cpu=False):
+def multi_worker_strategy(peer_timeout=cluster.PEER_TIMEOUT):
+    """``MultiWorkerMirroredStrategy`` that does not wait for a missing peer forever.
+
+    In TF 2.21 its constructor starts the coordination service and, unless it was configured before, waits inside
+    C++ until every task of ``TF_CONFIG`` has registered: with no deadline, holding the GIL, deaf to SIGTERM. The
+    Python health check that once bounded that wait (``CollectiveAllReduceExtended._check_health_initial_timeout``)
+    is switched off whenever the coordination service is on (``_enable_check_health = False``). So the service is
+    configured here as the strategy would (``standalone``, its leader, the chief and worker jobs) plus a
+    registration barrier of ``peer_timeout`` seconds (train.py's ``--peer-timeout``): a task missing at the end
+    raises ``DeadlineExceededError`` on every task that came (the leader after ``peer_timeout``, the others when
+    the leader gives up), which names the peers that accept no connection at their ``TF_CONFIG`` address. A peer
+    that dies later is noticed by the step's collective, whose connection is reset (``train`` names it).
+    """
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+    spec = tf.distribute.cluster_resolver.TFConfigClusterResolver().cluster_spec()
+    context.context().configure_coordination_service(
+        service_type="standalone", service_leader=multi_worker_util.coordination_leader(spec),
+        cluster_register_timeout_in_ms=peer_timeout * 1000,
+        coordinated_jobs=[coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+                          for job in ("chief", "worker") if job in spec.jobs])
+    context.context().coordination_service.cluster_register_with_barrier = True
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError):
+        raise UserError(f"TF_CONFIG: {cluster.unreachable() or 'a peer'} did not join within {peer_timeout} s;"
+                        f" start it with the same command and its own task.index, then this one again") from None
+
+
+def deploy(num_clones=1, clone_on_cpu=False, peer_timeout=cluster.PEER_TIMEOUT):
     """Make the process's strategy (the half protocol's ``deploy``, ``core.halves``); return whether this process
     writes the run (the chief of a ``TF_CONFIG`` cluster, or the only process).
 
@@ -154,7 +184,7 @@ def deploy(num_clones=1, clone_on_cpu=False):
     ``0..N-1``, or with ``clone_on_cpu`` as many logical devices the CPU is split into (their configuration must
     precede TensorFlow's first op, which is why this comes first). Each replica computes its share of the global
     batch, the gradients are summed across replicas and BN's moving statistics are each replica's own, read as
-    their mean (tests/test_clones.py).
+    their mean (tests/test_clones.py). ``peer_timeout``: ``multi_worker_strategy``'s.
     """
     if num_clones > 1:
         if os.environ.get("TF_CONFIG"):
@@ -171,6 +201,8 @@ def deploy(num_clones=1, clone_on_cpu=False):
                                 f" GPU(s); pass --clone-on-cpu to split the CPU into {num_clones} devices")
             devices = [f"/gpu:{i}" for i in range(num_clones)]
         _STRATEGY.append(tf.distribute.MirroredStrategy(devices))
+    elif os.environ.get("TF_CONFIG"):
+        _STRATEGY.append(multi_worker_strategy(peer_timeout))
     try:
         return strategy().extended.should_checkpoint
     except ValueError as err:
@@ -411,7 +443,7 @@ def callbacks(run, steps_per_epoch, executed, records_dir):
         AtomicCheckpoint(run.path(MODERN_LAST)),
         keras.callbacks.TensorBoard(run.path(LOGS), write_graph=False),
         RecordEpochs(run),
-        EpochAlignedBackup(run.path(MODERN_BACKUP), run.hyper.save_every // executed, steps_per_epoch),
+        EpochAlignedBackup(backup_folder(run), run.hyper.save_every // executed, steps_per_epoch),
     ]
 
 
@@ -425,7 +457,7 @@ def train(run, records_dir, progress=True, init_from=None):
     """
     h = run.hyper
     steps_per_epoch, val_steps = flowio.epoch_steps(records_dir, h.batch_size)
-    start = run.resume_at(backed_up_step(run.path(MODERN_BACKUP), steps_per_epoch))
+    start = run.resume_at(backed_up_step(backup_folder(run), steps_per_epoch))
     keras.utils.set_random_seed(h.seed)
     executed = steps_per_execution(h.save_every, steps_per_epoch)
     decay_steps = recipe.decay_steps(h, flowio.num_examples(records_dir, "train"))
@@ -434,15 +466,37 @@ def train(run, records_dir, progress=True, init_from=None):
     distribute = strategy()
     run.distribute = {"strategy": STRATEGY_NAMES.get(type(distribute), "default"),
                       "replicas": distribute.num_replicas_in_sync}
-    model.fit(train_data, epochs=h.epochs, steps_per_epoch=steps_per_epoch, initial_epoch=initial_epoch,
-              validation_data=val_data, validation_steps=val_steps,
-              callbacks=callbacks(run, steps_per_epoch, executed, records_dir),
-              verbose=1 if progress and sys.stdout.isatty() else 2)
-    if isinstance(distribute, tf.distribute.MultiWorkerMirroredStrategy):
+    multi_worker = isinstance(distribute, tf.distribute.MultiWorkerMirroredStrategy)
+    try:
+        model.fit(train_data, epochs=h.epochs, steps_per_epoch=steps_per_epoch, initial_epoch=initial_epoch,
+                  validation_data=val_data, validation_steps=val_steps,
+                  callbacks=callbacks(run, steps_per_epoch, executed, records_dir),
+                  verbose=1 if progress and sys.stdout.isatty() else 2)
+    except PEER_ERRORS as err:
+        if not multi_worker:
+            raise
+        raise UserError(f"{cluster.lost(str(err))} stopped answering, and a synchronous step needs every worker;"
+                        f" start every worker again with the same command: the run resumes from the chief's last"
+                        f" backup (step {backed_up_step(backup_folder(run), steps_per_epoch)})") from None
+    if multi_worker:
         model.save_weights(run.path(MODERN_FINAL))
-    if os.path.isdir(run.path(MODERN_BACKUP)) and not os.listdir(run.path(MODERN_BACKUP)):
-        os.rmdir(run.path(MODERN_BACKUP))  # what a multi-worker BackupAndRestore leaves
+    if run.chief_folder is None and os.path.isdir(backup_folder(run)) and not os.listdir(backup_folder(run)):
+        os.rmdir(backup_folder(run))  # what a multi-worker BackupAndRestore leaves
     return model
+
+
+# What a collective or an RPC raises when a peer dies or stops answering: a reset connection (Unavailable), a
+# health check's abort (Unavailable, Internal), a timeout (DeadlineExceeded), a restarted peer
+# (FailedPrecondition, Aborted), an aborted step's other ops (Cancelled)
+PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.InternalError, tf.errors.DeadlineExceededError,
+               tf.errors.FailedPreconditionError, tf.errors.AbortedError, tf.errors.CancelledError)
+
+
+def backup_folder(run):
+    """BackupAndRestore's folder: the chief's, on every worker of a cluster (Keras's multi-worker backup is
+    written by the chief and read by all, so a restarted cluster resumes where the chief saved: the run folder
+    must be on storage every worker reads, as the records are)."""
+    return os.path.join(run.chief_folder or run.folder, MODERN_BACKUP)
 
 
 class RecordEpochs(keras.callbacks.Callback):

@@ -102,6 +102,7 @@ def test_two_clones_take_one_clones_step_on_the_whole_batch(impl, batch, tmp_pat
     assert abs(results["clones/loss"] - results["whole/loss"]) < BOUND * abs(results["whole/loss"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", ["legacy", "modern"])
 def test_each_clone_normalises_its_own_share(impl, batch, tmp_path):
     """A step of two clones with BN is the average of one clone's steps on each share (each normalises its share
@@ -123,6 +124,7 @@ def test_each_clone_normalises_its_own_share(impl, batch, tmp_path):
     assert worst(results, "clones", other, statistics) > 100 * BOUND
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", ["legacy", "modern"])
 def test_train_py_deploys_two_clones_on_the_cpu(impl, tiny, tmp_path):
     proc = train_run(impl, tiny[1], tmp_path / "run", "--num-clones", 2, "--clone-on-cpu", epochs=1)

@@ -1,7 +1,7 @@
-"""Multi-worker training: two train.py workers on 127.0.0.1 under MultiWorkerMirroredStrategy (TF_CONFIG).
+"""Multi-worker training: two train.py workers on 127.0.0.1 under MultiWorkerMirroredStrategy (TF_CONFIG), and
+what happens when one of them dies or never starts.
 
-Workers waiting for a missing peer hang and ignore SIGTERM (docs/DESIGN.md §8): every process here is bounded by a
-timeout and SIGKILLed by PID.
+Every process here is bounded by a timeout and SIGKILLed by PID: a worker waiting for a peer ignores SIGTERM.
 """
 
 import json
@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import h5py
 import numpy as np
@@ -83,4 +84,100 @@ def test_legacy_with_tf_config_is_refused(tiny, tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "train.py: error: TF_CONFIG is set, and multi-worker training is the modern half's (tf.distribute);"
         " unset TF_CONFIG to train legacy on one machine"]
+    assert not (tmp_path / "run").exists()
+
+
+# --- a dead worker (issue 26's part D, synchronous modes) ---------------------------------------------------
+
+FAULT_EPOCHS = 3
+
+
+def start_worker(index, cluster, records, folder, *extra):
+    """One lenet5 worker of ``cluster`` (no QUIET_TF: what a user's shell gives, train.py's own log level)."""
+    env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    args = train_args("modern", records, folder / "run", "--model", "lenet5", "--worker-dir", folder / f"worker{index}",
+                      *extra, epochs=FAULT_EPOCHS)
+    return subprocess.Popen([sys.executable, str(REPO / "scripts" / "train.py"), *map(str, args)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def finish(procs):
+    """``[(return code, stderr)]`` of ``procs``, each waited for at most TIMEOUT (then SIGKILLed)."""
+    results = []
+    for proc in procs:
+        try:
+            results.append((proc.wait(timeout=TIMEOUT), proc.stderr.read()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            results.append(("timeout", proc.stderr.read()))
+    return results
+
+
+def cluster_of(count):
+    return {"worker": [f"127.0.0.1:{port}" for port in free_ports(count)]}
+
+
+def train_cluster(records, folder):
+    """Both workers from the start (or from the chief's backup) to the end; asserts they succeed."""
+    cluster = cluster_of(2)
+    for code, err in finish([start_worker(i, cluster, records, folder) for i in range(2)]):
+        assert code == 0, err[-3000:]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    train_cluster(tiny[1], folder)
+    return folder / "run"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("killed", [1, 0], ids=["worker", "chief"])
+def test_a_killed_worker_stops_its_peer_with_one_line_and_the_restarted_cluster_ends_as_an_uninterrupted_run(
+        killed, uninterrupted, tiny, tmp_path):
+    cluster = cluster_of(2)
+    procs = [start_worker(i, cluster, tiny[1], tmp_path) for i in range(2)]
+    run_json = tmp_path / "run" / "run.json"
+    deadline = time.time() + TIMEOUT
+    while time.time() < deadline and not (run_json.exists() and json.loads(run_json.read_text())["epochs"]):
+        time.sleep(0.2)  # the first epoch ends: the kill falls in the second, after its backups began
+    time.sleep(0.5)
+    procs[killed].kill()
+    killed_at = time.time()
+    survivor = 1 - killed
+    (code, err), = finish([procs[survivor]])
+    took = time.time() - killed_at
+    procs[killed].wait()
+    assert code == 2 and took < 60, (code, took, err[-3000:])
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err[-3000:]
+    assert lines[0].startswith(f"train.py: error: worker {killed} ({cluster['worker'][killed]}) stopped answering"), lines
+    assert "start every worker again with the same command: the run resumes from the chief's last backup" in lines[0]
+    killed_run = json.loads(run_json.read_text())
+    assert killed_run["state"] == "running" and len(killed_run["epochs"]) < FAULT_EPOCHS
+
+    train_cluster(tiny[1], tmp_path)  # the same two commands again
+    resumed, reference = json.loads(run_json.read_text()), json.loads((uninterrupted / "run.json").read_text())
+    assert resumed["state"] == "complete" and resumed["resumed_from_steps"], resumed
+    # an epoch the restart went back into has its training metrics from the steps run again only (Keras resets
+    # them at an epoch's start; tests/test_faults.py): steps and validation, bit for bit, in every epoch
+    for key in ("epoch", "step", "val_loss", "val_accuracy"):
+        assert [e[key] for e in resumed["epochs"]] == [e[key] for e in reference["epochs"]], key
+    ours, theirs = h5_arrays(tmp_path / "run" / "final.h5"), h5_arrays(uninterrupted / "final.h5")
+    assert ours.keys() == theirs.keys() and all(np.array_equal(ours[k], theirs[k]) for k in ours)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("started", [0, 1], ids=["chief-alone", "worker-alone"])
+def test_a_worker_whose_peer_never_starts_names_it_and_stops(started, tiny, tmp_path):
+    cluster = cluster_of(2)
+    missing = 1 - started
+    began = time.time()
+    (code, err), = finish([start_worker(started, cluster, tiny[1], tmp_path, "--peer-timeout", 5)])
+    took = time.time() - began
+    assert code == 2 and took < 60, (code, took, err[-3000:])
+    assert err.strip().splitlines() == [
+        f"train.py: error: TF_CONFIG: worker {missing} ({cluster['worker'][missing]}) did not join within 5 s; start"
+        " it with the same command and its own task.index, then this one again"]
     assert not (tmp_path / "run").exists()
