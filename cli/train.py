@@ -79,8 +79,9 @@ def run_arguments(p):
                    help="research/slim's --clone_on_cpu: every clone on the CPU (modern splits it into N logical"
                         " devices)")
     p.add_argument("--peer-timeout", type=int, default=cluster.PEER_TIMEOUT, metavar="SECONDS",
-                   help=f"on a TF_CONFIG cluster: how long a worker waits for the others when it starts before it"
-                        f" names the missing ones and stops (default {cluster.PEER_TIMEOUT})")
+                   help=f"on a TF_CONFIG cluster: how long the chief (worker 0) waits for the other workers to start"
+                        f" before it names the missing ones and stops, and with it every worker that came"
+                        f" (default {cluster.PEER_TIMEOUT})")
     p.add_argument("--run-dir", metavar="DIR", help="where the run goes (default: runs/<impl>-<model>)")
     p.add_argument("--worker-dir", metavar="DIR",
                    help="multi-worker (TF_CONFIG set, modern): where a worker other than the chief writes its"
@@ -198,7 +199,10 @@ def main(argv=None):
 
 
 def train(args, half, new, chief, init_from, chief_folder):
-    """Train the run ``new`` describes (or resume or continue the one in its folder), then export it."""
+    """Train the run ``new`` describes (or resume or continue the one in its folder), then export it.
+
+    ``chief_folder``: the chief's run folder (``--run-dir``), which a cluster's other workers, writing a scratch
+    copy, read the backup to resume from (shared storage)."""
     import flowio
     with rd.training(new, fresh=args.fresh, chief=chief) as run:
         if not chief and not args.fresh:  # where a restarted cluster resumes from (--fresh: from nothing)

@@ -23,37 +23,38 @@ def config():
 
 def task_name(job, index, tf_config=None):
     """``worker 1 (10.0.0.2:2222)``: a task as the user wrote it in ``TF_CONFIG``."""
-    addresses = (tf_config or config()).get("cluster", {}).get(job, [])
+    addresses = (config() if tf_config is None else tf_config).get("cluster", {}).get(job, [])
     address = addresses[index] if index < len(addresses) else "not in TF_CONFIG"
     return f"{job} {index} ({address})"
 
 
 def peers(tf_config=None):
     """``[(job, index)]`` of every task of the cluster but this process's own."""
-    tf_config = tf_config or config()
+    tf_config = config() if tf_config is None else tf_config
     own = tf_config.get("task", {})
     return [(job, index) for job, addresses in tf_config.get("cluster", {}).items() for index in range(len(addresses))
             if (job, index) != (own.get("type"), own.get("index"))]
 
 
 def lost(message, tf_config=None):
-    """The tasks other than this one that a TensorFlow error ``message`` names, as ``task_name`` words joined by
-    " and " ("a peer" when it names none)."""
-    tf_config = tf_config or config()
+    """The tasks of ``TF_CONFIG`` other than this one that a TensorFlow error ``message`` names, as ``task_name``
+    words joined by " and " ("" when it names none)."""
+    tf_config = config() if tf_config is None else tf_config
     own = tf_config.get("task", {})
     named = []
     for job, index in DEVICE.findall(message):
         task = (job, int(index))
-        if task != (own.get("type"), own.get("index")) and task not in named:
+        known = task[1] < len(tf_config.get("cluster", {}).get(task[0], []))
+        if known and task != (own.get("type"), own.get("index")) and task not in named:
             named.append(task)
-    return " and ".join(task_name(job, index, tf_config) for job, index in named) or "a peer"
+    return " and ".join(task_name(job, index, tf_config) for job, index in named)
 
 
 def unreachable(tf_config=None, timeout=2.0):
     """``task_name`` words of the peers that accept no TCP connection at their ``TF_CONFIG`` address (a task
     whose process never started, or died), joined by " and "."""
     import socket
-    tf_config = tf_config or config()
+    tf_config = config() if tf_config is None else tf_config
     missing = []
     for job, index in peers(tf_config):
         host, _, port = tf_config["cluster"][job][index].rpartition(":")

@@ -132,8 +132,8 @@ def deploy(num_clones=1, clone_on_cpu=False, peer_timeout=None):
     """Place this process's clones (the half protocol's ``deploy``, ``core.halves``); return True: legacy writes
     the run from this one process (a ``TF_CONFIG`` cluster is refused, the modern half's).
 
-    ``peer_timeout`` is a cluster's, and legacy has none. Clones on GPUs are refused when there are fewer GPUs than clones: slim's graph would fail at its first run
-    with a placement error.
+    ``peer_timeout`` is a cluster's, and legacy has none. Clones on GPUs are refused when there are fewer GPUs
+    than clones: slim's graph would fail at its first run with a placement error.
     """
     chief = halves.one_machine("legacy")
     if num_clones > 1 and not clone_on_cpu:

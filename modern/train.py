@@ -155,13 +155,18 @@ def multi_worker_strategy(peer_timeout=cluster.PEER_TIMEOUT):
     is switched off whenever the coordination service is on (``_enable_check_health = False``). So the service is
     configured here as the strategy would (``standalone``, its leader, the chief and worker jobs) plus a
     registration barrier of ``peer_timeout`` seconds (train.py's ``--peer-timeout``): a task missing at the end
-    raises ``DeadlineExceededError`` on every task that came (the leader after ``peer_timeout``, the others when
-    the leader gives up), which names the peers that accept no connection at their ``TF_CONFIG`` address. A peer
-    that dies later is noticed by the step's collective, whose connection is reset (``train`` names it).
+    raises ``DeadlineExceededError`` on every task that came (the leader, the chief or worker 0, after
+    ``peer_timeout``; the others when the leader gives up, or ~10 s after they started when the leader itself is
+    missing), which names the peers that accept no connection at their ``TF_CONFIG`` address. A peer that dies
+    later fails the step's collective (``train`` names it).
     """
     from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
     from tensorflow.python.distribute import multi_worker_util
     from tensorflow.python.eager import context
+    job = cluster.config().get("task", {}).get("type")
+    if job not in ("chief", "worker") or job not in cluster.config().get("cluster", {}):
+        raise ValueError(f"task type {job!r}: train.py is a chief or a worker of the cluster's (an evaluator or"
+                         f" a parameter server is not)")
     spec = tf.distribute.cluster_resolver.TFConfigClusterResolver().cluster_spec()
     context.context().configure_coordination_service(
         service_type="standalone", service_leader=multi_worker_util.coordination_leader(spec),
@@ -173,7 +178,8 @@ def multi_worker_strategy(peer_timeout=cluster.PEER_TIMEOUT):
         return tf.distribute.MultiWorkerMirroredStrategy()
     except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError):
         raise UserError(f"TF_CONFIG: {cluster.unreachable() or 'a peer'} did not join within {peer_timeout} s;"
-                        f" start it with the same command and its own task.index, then this one again") from None
+                        f" start it with the same command and its own task in TF_CONFIG, then this one again"
+                        ) from None
 
 
 def deploy(num_clones=1, clone_on_cpu=False, peer_timeout=cluster.PEER_TIMEOUT):
@@ -201,9 +207,9 @@ def deploy(num_clones=1, clone_on_cpu=False, peer_timeout=cluster.PEER_TIMEOUT):
                                 f" GPU(s); pass --clone-on-cpu to split the CPU into {num_clones} devices")
             devices = [f"/gpu:{i}" for i in range(num_clones)]
         _STRATEGY.append(tf.distribute.MirroredStrategy(devices))
-    elif os.environ.get("TF_CONFIG"):
-        _STRATEGY.append(multi_worker_strategy(peer_timeout))
     try:
+        if os.environ.get("TF_CONFIG"):
+            _STRATEGY.append(multi_worker_strategy(peer_timeout))
         return strategy().extended.should_checkpoint
     except ValueError as err:
         raise UserError(f"TF_CONFIG: {err}") from None
@@ -473,11 +479,12 @@ def train(run, records_dir, progress=True, init_from=None):
                   callbacks=callbacks(run, steps_per_epoch, executed, records_dir),
                   verbose=1 if progress and sys.stdout.isatty() else 2)
     except PEER_ERRORS as err:
-        if not multi_worker:
+        peer = (cluster.lost(str(err)) or cluster.unreachable()) if multi_worker else ""
+        if not peer:  # no peer named and every peer answers: a fault of this process's own
             raise
-        raise UserError(f"{cluster.lost(str(err))} stopped answering, and a synchronous step needs every worker;"
-                        f" start every worker again with the same command: the run resumes from the chief's last"
-                        f" backup (step {backed_up_step(backup_folder(run), steps_per_epoch)})") from None
+        raise UserError(f"{peer} stopped answering, and a synchronous step needs every worker; start every worker"
+                        f" again with the same command (without --fresh): the run resumes from the chief's last"
+                        f" backup") from None
     if multi_worker:
         model.save_weights(run.path(MODERN_FINAL))
     if run.chief_folder is None and os.path.isdir(backup_folder(run)) and not os.listdir(backup_folder(run)):
@@ -485,9 +492,10 @@ def train(run, records_dir, progress=True, init_from=None):
     return model
 
 
-# What a collective or an RPC raises when a peer dies or stops answering: a reset connection (Unavailable), a
-# health check's abort (Unavailable, Internal), a timeout (DeadlineExceeded), a restarted peer
-# (FailedPrecondition, Aborted), an aborted step's other ops (Cancelled)
+# What a collective or an RPC raises when a peer dies or stops answering: a reset connection (Unavailable), the
+# coordination service's failed heartbeat (Unavailable, Internal), a timeout (DeadlineExceeded), a restarted
+# peer (FailedPrecondition, Aborted), an aborted step's other ops (Cancelled); ``train`` names the peer the error
+# names, else one that accepts no connection, and raises the error as it is when there is none
 PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.InternalError, tf.errors.DeadlineExceededError,
                tf.errors.FailedPreconditionError, tf.errors.AbortedError, tf.errors.CancelledError)
 

@@ -87,7 +87,40 @@ def test_legacy_with_tf_config_is_refused(tiny, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("task, message", [
+    ({"type": "worker", "index": 5}, "The `task_id` 5 exceeds the maximum id of worker."),
+    ({"type": "evaluator", "index": 0}, "task type 'evaluator': train.py is a chief or a worker of the cluster's (an"
+                                        " evaluator or a parameter server is not)"),
+], ids=["index", "type"])
+def test_a_task_that_is_not_in_the_cluster_is_refused(task, message, tiny, tmp_path):
+    env = {**os.environ, **QUIET_TF, "TF_CONFIG": json.dumps({"cluster": cluster_of(2), "task": task})}
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"),
+                           *map(str, train_args("modern", tiny[1], tmp_path / "run", "--model", "lenet5"))],
+                          env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert (proc.returncode, proc.stderr.strip().splitlines()) == (2, [f"train.py: error: TF_CONFIG: {message}"])
+    assert not (tmp_path / "run").exists()
+
+
 # --- a dead worker (issue 26's part D, synchronous modes) ---------------------------------------------------
+
+ERROR = ("Collective ops is aborted by: ... The error could be from a previous operation. [[{{node while/"
+         "CollectiveReduceV2}}]] ... /job:worker/replica:0/task:1 ... /job:worker/replica:0/task:0 ...")
+
+
+def test_a_tensorflow_error_names_the_peers_of_tf_config_it_mentions():
+    from core import cluster
+    listening = socket.create_server(("127.0.0.1", 0))
+    alive, dead = f"127.0.0.1:{listening.getsockname()[1]}", f"127.0.0.1:{free_ports(1)[0]}"
+    tf_config = {"cluster": {"chief": [alive], "worker": [dead, alive]}, "task": {"type": "worker", "index": 0}}
+    with listening:
+        assert cluster.lost(ERROR, tf_config) == f"worker 1 ({alive})"  # not this task's own device
+        assert cluster.lost(ERROR.replace("task:1", "task:7"), tf_config) == ""  # no such task in TF_CONFIG
+        assert cluster.lost("/job:localhost/replica:0/task:0 failed", tf_config) == ""
+        assert cluster.unreachable(tf_config) == ""  # the chief and worker 1 listen
+        tf_config["task"] = {"type": "chief", "index": 0}
+        assert cluster.lost(ERROR, tf_config) == f"worker 1 ({alive}) and worker 0 ({dead})"
+        assert cluster.unreachable(tf_config) == f"worker 0 ({dead})"
+        assert cluster.lost(ERROR, {}) == ""  # an explicit empty TF_CONFIG is not the environment's
 
 FAULT_EPOCHS = 3
 
@@ -152,8 +185,10 @@ def test_a_killed_worker_stops_its_peer_with_one_line_and_the_restarted_cluster_
     assert code == 2 and took < 60, (code, took, err[-3000:])
     lines = err.strip().splitlines()
     assert len(lines) == 1, err[-3000:]
-    assert lines[0].startswith(f"train.py: error: worker {killed} ({cluster['worker'][killed]}) stopped answering"), lines
-    assert "start every worker again with the same command: the run resumes from the chief's last backup" in lines[0]
+    named = f"train.py: error: worker {killed} ({cluster['worker'][killed]}) stopped answering"
+    assert lines[0].startswith(named), lines
+    assert ("start every worker again with the same command (without --fresh): the run resumes from the chief's last"
+            " backup") in lines[0]
     killed_run = json.loads(run_json.read_text())
     assert killed_run["state"] == "running" and len(killed_run["epochs"]) < FAULT_EPOCHS
 
@@ -179,5 +214,5 @@ def test_a_worker_whose_peer_never_starts_names_it_and_stops(started, tiny, tmp_
     assert code == 2 and took < 60, (code, took, err[-3000:])
     assert err.strip().splitlines() == [
         f"train.py: error: TF_CONFIG: worker {missing} ({cluster['worker'][missing]}) did not join within 5 s; start"
-        " it with the same command and its own task.index, then this one again"]
+        " it with the same command and its own task in TF_CONFIG, then this one again"]
     assert not (tmp_path / "run").exists()
