@@ -1,9 +1,9 @@
 """The cluster ``TF_CONFIG`` describes, in the words a user reads (no TensorFlow here).
 
 TensorFlow names a peer by its device, ``/job:worker/replica:0/task:1``, in the errors a lost peer causes (a
-collective aborted by a reset connection, an RPC that timed out). ``lost`` turns
-such an error into the task's job, index and address from ``TF_CONFIG``, so that the survivors' one line says
-which machine to look at.
+collective aborted by a reset connection, an RPC that timed out). ``lost`` turns such an error into the task's
+job, index and address from ``TF_CONFIG``, and ``unreachable`` finds the tasks that accept no connection, so that
+the survivors' one line says which machine to look at.
 """
 
 import json
@@ -21,11 +21,9 @@ def config():
     return json.loads(os.environ.get("TF_CONFIG") or "{}")
 
 
-def task_name(job, index, tf_config=None):
-    """``worker 1 (10.0.0.2:2222)``: a task as the user wrote it in ``TF_CONFIG``."""
-    addresses = (config() if tf_config is None else tf_config).get("cluster", {}).get(job, [])
-    address = addresses[index] if index < len(addresses) else "not in TF_CONFIG"
-    return f"{job} {index} ({address})"
+def task_name(job, index, tf_config):
+    """``worker 1 (10.0.0.2:2222)``: a task of ``tf_config``'s cluster as the user wrote it."""
+    return f"{job} {index} ({tf_config['cluster'][job][index]})"
 
 
 def peers(tf_config=None):

@@ -163,9 +163,10 @@ def multi_worker_strategy(peer_timeout=cluster.PEER_TIMEOUT):
     from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
     from tensorflow.python.distribute import multi_worker_util
     from tensorflow.python.eager import context
-    job = cluster.config().get("task", {}).get("type")
-    if job not in ("chief", "worker") or job not in cluster.config().get("cluster", {}):
-        raise ValueError(f"task type {job!r}: train.py is a chief or a worker of the cluster's (an evaluator or"
+    tf_config = cluster.config()
+    own = tf_config.get("task", {}).get("type")
+    if own not in ("chief", "worker") or own not in tf_config.get("cluster", {}):
+        raise ValueError(f"task type {own!r}: train.py is a chief or a worker of the cluster's (an evaluator or"
                          f" a parameter server is not)")
     spec = tf.distribute.cluster_resolver.TFConfigClusterResolver().cluster_spec()
     context.context().configure_coordination_service(
@@ -463,7 +464,8 @@ def train(run, records_dir, progress=True, init_from=None):
     """
     h = run.hyper
     steps_per_epoch, val_steps = flowio.epoch_steps(records_dir, h.batch_size)
-    start = run.resume_at(backed_up_step(backup_folder(run), steps_per_epoch))
+    backup = backup_folder(run)
+    start = run.resume_at(backed_up_step(backup, steps_per_epoch))
     keras.utils.set_random_seed(h.seed)
     executed = steps_per_execution(h.save_every, steps_per_epoch)
     decay_steps = recipe.decay_steps(h, flowio.num_examples(records_dir, "train"))
@@ -487,8 +489,8 @@ def train(run, records_dir, progress=True, init_from=None):
                         f" backup") from None
     if multi_worker:
         model.save_weights(run.path(MODERN_FINAL))
-    if run.chief_folder is None and os.path.isdir(backup_folder(run)) and not os.listdir(backup_folder(run)):
-        os.rmdir(backup_folder(run))  # what a multi-worker BackupAndRestore leaves
+    if run.chief_folder is None and os.path.isdir(backup) and not os.listdir(backup):
+        os.rmdir(backup)  # what a multi-worker BackupAndRestore leaves (the chief's own: only the chief removes it)
     return model
 
 
