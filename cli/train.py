@@ -80,11 +80,29 @@ def run_arguments(p):
                         " devices)")
     p.add_argument("--peer-timeout", type=int, default=cluster.PEER_TIMEOUT, metavar="SECONDS",
                    help=f"on a TF_CONFIG cluster: how long the chief (worker 0) waits for the other workers to start"
-                        f" before it names the missing ones and stops, and with it every worker that came"
-                        f" (default {cluster.PEER_TIMEOUT})")
+                        f" before it names the missing ones and stops, and with it every worker that came; with"
+                        f" parameter servers (legacy) how long a task waits for the parameter servers and the chief,"
+                        f" and a synchronous step for the other workers' gradients (default {cluster.PEER_TIMEOUT})")
+    replicas = p.add_argument_group(
+        "parameter servers (legacy; research/slim's replica flags): TF_CONFIG names the tasks, a ps job among them;"
+        " each task runs train.py with the same arguments and its own TF_CONFIG task (a ps task serves until it is"
+        " stopped), worker 0 (or the chief) initialises, validates, saves and writes --run-dir")
+    replicas.add_argument("--sync-replicas", action="store_true",
+                          help="slim's --sync_replicas: each step averages one gradient of every worker"
+                               " (SyncReplicasOptimizer) before the update; without it each worker updates the"
+                               " parameter servers on its own (asynchronous, not deterministic)")
+    replicas.add_argument("--replicas-to-aggregate", type=int, metavar="N",
+                          help="slim's --replicas_to_aggregate: gradients averaged per synchronous step (default:"
+                               " every worker's)")
+    replicas.add_argument("--worker-replicas", type=int, metavar="N",
+                          help="slim's --worker_replicas: checked against TF_CONFIG's workers (chief included)")
+    replicas.add_argument("--num-ps-tasks", type=int, metavar="N",
+                          help="slim's --num_ps_tasks: checked against TF_CONFIG's ps job")
+    replicas.add_argument("--task", type=int, metavar="I",
+                          help="slim's --task: checked against TF_CONFIG's task (workers counted chief first)")
     p.add_argument("--run-dir", metavar="DIR", help="where the run goes (default: runs/<impl>-<model>)")
     p.add_argument("--worker-dir", metavar="DIR",
-                   help="multi-worker (TF_CONFIG set, modern): where a worker other than the chief writes its"
+                   help="on a cluster (TF_CONFIG set): where a worker other than the chief writes its"
                    " scratch copy of the run (default: a temporary folder, deleted at the end); the chief writes"
                    " --run-dir")
     p.add_argument("--no-export", action="store_true",
@@ -143,6 +161,12 @@ def check(args):
     return {"checkpoint": os.path.abspath(args.init_from), "exclude_scopes": exclude_scopes}
 
 
+def replicas(args):
+    """slim's replica flags as ``core.cluster.Replicas``."""
+    return cluster.Replicas(sync=args.sync_replicas, to_aggregate=args.replicas_to_aggregate,
+                            workers=args.worker_replicas, ps_tasks=args.num_ps_tasks, task=args.task)
+
+
 def new_run(args, folder, labels):
     """The record of the run the command line asks for, in ``folder``."""
     import flowio
@@ -187,7 +211,7 @@ def main(argv=None):
     import flowio
     half = halves.half(args.impl)
     # before TensorFlow runs anything: a cluster's strategy sets up its collectives, logical CPUs are split
-    chief = half.deploy(args.num_clones, args.clone_on_cpu, args.peer_timeout)
+    chief = half.deploy(args.num_clones, args.clone_on_cpu, args.peer_timeout, replicas(args))
     if args.precision == "mixed_float16":
         import tensorflow as tf
         if not tf.config.list_physical_devices("GPU"):

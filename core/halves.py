@@ -8,12 +8,13 @@ A half is a package (``legacy``, ``modern``, ``keras3``) that provides these nam
 * ``train.train(run, records_dir, progress=True, init_from=None)``: train the ``core.run_dir.Run`` in its folder
   from flowio's records, or resume it at the exact batch; ``init_from`` (``{"checkpoint", "exclude_scopes"}``)
   fine-tunes from a checkpoint of any half or tf_slim's;
-* ``train.deploy(num_clones=1, clone_on_cpu=False, peer_timeout=...)``: place the process's clones (train.py's
-  ``--num-clones``, slim's model_deploy) and join the cluster ``TF_CONFIG`` describes (waiting at most
+* ``train.deploy(num_clones=1, clone_on_cpu=False, peer_timeout=..., replicas=None)``: place the process's clones
+  (train.py's ``--num-clones``, slim's model_deploy) and join the cluster ``TF_CONFIG`` describes (waiting at most
   ``peer_timeout`` seconds for the other tasks), before TensorFlow runs anything; return whether this process
-  writes the run (False on the other workers of a cluster); a half that does not train on several machines
-  refuses ``TF_CONFIG`` here with a ``UserError`` (``one_machine``), and one that does not deploy clones refuses
-  ``num_clones`` > 1;
+  writes the run (False on the other workers of a cluster); ``replicas`` (``core.cluster.Replicas``, slim's
+  replica flags) asks for parameter servers; a half that does not train on several machines refuses
+  ``TF_CONFIG`` here with a ``UserError`` (``one_machine``), one that does not deploy clones refuses
+  ``num_clones`` > 1, and one without parameter servers refuses ``replicas``' flags (``no_replicas``);
 * ``weights.Predictor(run)``: a callable, float32 images ``[N, S, S, 3]`` preprocessed as the run records ->
   logits ``[N, classes]``, from the run's best (else last) checkpoint;
 * ``weights.variable_shapes(run)``: ``{TF1 name: shape}`` of the run's model, its auxiliary head included;
@@ -45,6 +46,17 @@ def one_machine(impl):
         raise UserError(f"TF_CONFIG is set, and multi-worker training is the modern half's (tf.distribute);"
                         f" unset TF_CONFIG to train {impl} on one machine")
     return True
+
+
+def no_replicas(impl, replicas):
+    """``train.deploy``'s refusal of slim's replica flags (``replicas``, a ``core.cluster.Replicas`` or None) and of
+    a ``TF_CONFIG`` ps job, for a half without parameter servers."""
+    from core import cluster
+    flags = replicas.given() if replicas is not None else []
+    if flags or "ps" in cluster.config().get("cluster", {}):
+        what = " ".join(flags) if flags else "a ps job in TF_CONFIG"
+        raise UserError(f"{what}: parameter servers are the legacy half's (tf.train.Server, replica_device_setter);"
+                        f" {impl} does not train with them")
 
 
 def half(impl):

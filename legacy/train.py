@@ -28,7 +28,12 @@ The article's train.py, kept honest for TF 2.21's ``tf.compat.v1``:
   modern checkpoint into the freshly initialised graph;
 * ``--precision mixed_bfloat16`` / ``mixed_float16`` as TF1 did it: grappler's mixed-precision rewrite of the
   float32 graph, switched on in the Session config (``session_config``), with a loss-scale optimizer for float16;
-* a tqdm progress line while an epoch runs (on a terminal), and one line of metrics when it ends.
+* a tqdm progress line while an epoch runs (on a terminal), and one line of metrics when it ends;
+* several devices and machines as slim deployed them: model_deploy's clones in one graph (``--num-clones``), and
+  between-graph replication with parameter servers when ``TF_CONFIG`` names a ps job (``deploy``): the variables
+  on the ps tasks (``replica_device_setter``), each worker on its share of every batch, synchronous through
+  ``SyncReplicasOptimizer`` (``--sync-replicas``) or asynchronous; the chief initialises, validates and saves, the
+  others wait for it (``session``, ``wait_for_chief``), and a lost peer ends in one line (``peer_errors``).
 
 Sections, in the same order as the twin: counters, input, devices, model and loss, checkpoints, the loop.
 Prediction and weight I/O are the twin modules ``weights.py``.
@@ -38,6 +43,7 @@ import contextlib
 import os
 import re
 import sys
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -45,7 +51,7 @@ from tqdm import tqdm
 
 import flowio
 import legacy
-from core import checkpoints, halves, models, recipe
+from core import checkpoints, cluster, models, recipe
 from core.errors import UserError
 from core.run_dir import LEGACY_BEST, LEGACY_LAST, LOGS
 from legacy import optimizers
@@ -122,27 +128,77 @@ def deployment_config(num_clones=1, clone_on_cpu=False):
     device (``clone_device``): with ``clone_on_cpu`` every clone on ``/device:CPU:0``, else clone ``i`` on
     ``/device:GPU:i``; one clone has no device of its own."""
     devices = tuple("/device:CPU:0" if clone_on_cpu else f"/device:GPU:{i}" for i in range(num_clones))
-    return SimpleNamespace(clones=num_clones, devices=devices if num_clones > 1 else ("",))
+    return SimpleNamespace(clones=num_clones, devices=devices if num_clones > 1 else ("",), replicas=None)
 
 
-DEPLOYMENT = deployment_config()  # this process's, set by deploy
+DEPLOYMENT = deployment_config()  # this process's, set by deploy; ``replicas`` set on a parameter-server cluster
 
 
-def deploy(num_clones=1, clone_on_cpu=False, peer_timeout=None):
-    """Place this process's clones (the half protocol's ``deploy``, ``core.halves``); return True: legacy writes
-    the run from this one process (a ``TF_CONFIG`` cluster is refused, the modern half's).
+def deploy(num_clones=1, clone_on_cpu=False, peer_timeout=cluster.PEER_TIMEOUT, replicas=None):
+    """Place this process's clones or join its parameter-server cluster (the half protocol's ``deploy``,
+    ``core.halves``); return whether this process writes the run.
 
-    ``peer_timeout`` is a cluster's, and legacy has none. Clones on GPUs are refused when there are fewer GPUs
-    than clones: slim's graph would fail at its first run with a placement error.
+    On one machine: True (a ``TF_CONFIG`` cluster without a ps job, MultiWorkerMirrored's, is the modern half's).
+    Clones on GPUs are refused when there are fewer GPUs than clones: slim's graph would fail at its first run
+    with a placement error.
+
+    With a ps job in ``TF_CONFIG`` this is research/slim's between-graph replication: the process starts its
+    ``tf.train.Server``; a ps task serves its share of the variables until it is stopped (this never returns, as
+    slim's ``server.join()``); a worker returns whether it is the chief (worker 0, or the chief job's task), which
+    initialises, validates, saves and writes the run (``train``). ``replicas`` (``core.cluster.Replicas``):
+    slim's flags, checked against ``TF_CONFIG``.
     """
-    chief = halves.one_machine("legacy")
-    if num_clones > 1 and not clone_on_cpu:
-        gpus = len(tf.config.list_physical_devices("GPU"))
-        if gpus < num_clones:
-            raise UserError(f"--num-clones {num_clones} puts clone i on GPU i and this machine has {gpus} GPU(s);"
-                            f" pass --clone-on-cpu to put every clone on the CPU")
-    vars(DEPLOYMENT).update(vars(deployment_config(num_clones, clone_on_cpu)))
-    return chief
+    tf_config = cluster.config()
+    replicas = replicas or cluster.Replicas()
+    if "ps" not in tf_config.get("cluster", {}):
+        if replicas.given():
+            raise UserError(f"{' '.join(replicas.given())}: slim's replica flags train on a cluster with parameter"
+                            f" servers, and TF_CONFIG names no ps job (nor is it set)")
+        if tf_config:
+            raise UserError("TF_CONFIG names no ps job: legacy trains on a cluster with parameter servers (slim's"
+                            " --num_ps_tasks), and workers alone (MultiWorkerMirroredStrategy) are the modern half's;"
+                            " add a ps job, or unset TF_CONFIG to train on one machine")
+        if num_clones > 1 and not clone_on_cpu:
+            gpus = len(tf.config.list_physical_devices("GPU"))
+            if gpus < num_clones:
+                raise UserError(f"--num-clones {num_clones} puts clone i on GPU i and this machine has {gpus}"
+                                f" GPU(s); pass --clone-on-cpu to put every clone on the CPU")
+        vars(DEPLOYMENT).update(vars(deployment_config(num_clones, clone_on_cpu)))
+        return True
+    if num_clones > 1:
+        raise UserError("--num-clones with parameter servers: each worker here is one clone (slim's clones on a"
+                        " worker's GPUs are not ported); leave --num-clones at 1")
+    try:
+        topology = cluster.replica_topology(tf_config, replicas)
+    except ValueError as err:
+        raise UserError(f"TF_CONFIG: {err}") from None
+    if replicas.sync and replicas.to_aggregate not in (None, len(topology.workers)):
+        raise UserError(f"--replicas-to-aggregate {replicas.to_aggregate} with {len(topology.workers)} workers:"
+                        f" backup workers (a step takes the first gradients, the others are dropped as stale) are"
+                        f" not ported; leave it at the number of workers")
+    name = cluster.task_name(topology.job, topology.index, tf_config)
+    # TensorFlow's gRPC calls wait for a peer that is down ("wait for ready") unless GRPC_FAIL_FAST is "true":
+    # without it a worker whose ps died printed its error and then hung at exit, in the Session's __del__ closing
+    # the master session on the dead ps (RFC 355 of tensorflow/community; ParameterServerStrategy's guide sets
+    # "use_caller" for the same reason). Every peer this process talks to is up before its Session starts
+    # (``session`` waits for them), so failing fast only shortens the path of a fault.
+    os.environ.setdefault("GRPC_FAIL_FAST", "true")
+    try:
+        server = tf.train.Server(tf.train.ClusterSpec(tf_config["cluster"]), job_name=topology.job,
+                                 task_index=topology.index)
+    except tf.errors.OpError as err:
+        raise UserError(f"TF_CONFIG: {name} could not serve there: {err.message.splitlines()[0]}") from None
+    if topology.job == "ps":
+        print(f"train: {name} serves its share of the variables until it is stopped", flush=True)
+        server.join()
+    DEPLOYMENT.replicas = SimpleNamespace(
+        **vars(topology), sync=replicas.sync, server=server, timeout=peer_timeout, tf_config=tf_config, lost=set(),
+        updates_per_round=1 if replicas.sync else len(topology.workers),
+        # a step of a lost synchronous peer waits for a gradient that never comes: the wait ends in an error
+        run_options=tf.RunOptions(timeout_in_ms=peer_timeout * 1000),
+        device=tf.train.replica_device_setter(worker_device=f"/job:{topology.job}/task:{topology.index}",
+                                              cluster=tf.train.ClusterSpec(tf_config["cluster"])))
+    return topology.chief
 
 
 # --- model and loss ----------------------------------------------------------------------------------
@@ -216,6 +272,10 @@ def training_graph(run, images, labels, decay_steps, deployment=DEPLOYMENT):
     optimizer = optimizers.optimizer(h, lr)
     if h.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
         optimizer = tf.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, "dynamic")
+    averages = tf.train.ExponentialMovingAverage(h.moving_average_decay, num_updates=global_step) \
+        if h.moving_average_decay else None
+    if deployment.replicas is not None and deployment.replicas.sync:
+        optimizer = sync_replicas(optimizer, len(deployment.replicas.workers), averages, model_variables)
     trained = trained_variables(h.trainable_scopes)
     if count > 1:
         gradients = []
@@ -228,15 +288,30 @@ def training_graph(run, images, labels, decay_steps, deployment=DEPLOYMENT):
     if h.clip_gradient_norm > 0:  # slim's create_train_op(clip_gradient_norm=...): each gradient by its own norm
         gradients = [(tf.clip_by_norm(g, h.clip_gradient_norm), v) for g, v in gradients if g is not None]
     step = optimizer.apply_gradients(gradients, global_step)
-    if h.moving_average_decay:
+    if averages is not None and not isinstance(optimizer, tf.train.SyncReplicasOptimizer):
         # after the step (slim groups the two and leaves the order open), so num_updates is the incremented step
-        averages = tf.train.ExponentialMovingAverage(h.moving_average_decay, num_updates=global_step)
         with tf.control_dependencies([step]):
             step = averages.apply(model_variables)
     with tf.control_dependencies([step]):
         train_op = tf.identity(loss, name="train_op")
     logits = tf.concat([c[0] for c in clones], 0) if count > 1 else clones[0][0]
     return logits, loss, regularization, train_op
+
+
+def sync_replicas(optimizer, workers, averages, model_variables):
+    """research/slim's ``--sync_replicas``: ``optimizer`` in a ``SyncReplicasOptimizer`` that averages one gradient
+    of each of the ``workers`` per step (each worker's loss is the mean over its share of the global batch, so the
+    step is the single-process step on the whole batch) and, with ``averages``, updates the moving averages of
+    ``model_variables`` in the chief's step (slim passes them there too). It joins the graph's
+    ``SYNC_REPLICAS`` collection, where ``replica_ops`` finds the chief's queue runner and the init ops."""
+    sync = tf.train.SyncReplicasOptimizer(optimizer, replicas_to_aggregate=workers, total_num_replicas=workers,
+                                          variable_averages=averages,
+                                          variables_to_average=model_variables if averages else None)
+    tf.add_to_collection(SYNC_REPLICAS, sync)
+    return sync
+
+
+SYNC_REPLICAS = "sync_replicas_optimizer"
 
 
 def sum_gradients(clone_gradients):
@@ -306,12 +381,16 @@ def build_graph(run, records_dir, start, decay_steps, steps_per_epoch):
     """``(graph, ops)``: the finalized graph of a run resumed at global step ``start``, and what the loop uses of it
     by name (tensors, Savers, the summary writers)."""
     graph = tf.Graph()
-    with graph.as_default(), tf1_hashing():
+    replicas = DEPLOYMENT.replicas
+    with graph.as_default(), tf1_hashing(), \
+            tf.device(replicas.device if replicas else None):  # variables on the ps tasks, the rest here
         tf.set_random_seed(run.hyper.seed)
         images, labels, val_images, val_labels = inputs(graph, run, records_dir, start)
+        if replicas:  # this worker's share of the global batch
+            images, labels = (tf.split(t, len(replicas.workers))[replicas.task] for t in (images, labels))
         logits, loss, regularization, train_op = training_graph(run, images, labels, decay_steps)
         ops = SimpleNamespace(
-            train_op=train_op, loss=loss, regularization=regularization,
+            train_op=train_op, loss=loss, regularization=regularization, global_step=tf.train.get_global_step(),
             accuracy=tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.float32)),
             validation=validation_graph(run, val_images, val_labels),
             model_variables=[v for v in tf.global_variables()
@@ -327,8 +406,39 @@ def build_graph(run, records_dir, start, decay_steps, steps_per_epoch):
             updates, statistics, assign = precise_bn_graph(run, statistics_input(graph, run, records_dir, batches),
                                                            ops.model_variables)
             ops.precise_bn = SimpleNamespace(batches=batches, updates=updates, statistics=statistics, assign=assign)
+        ops.replicas = replica_ops(replicas) if replicas else None
     graph.finalize()
     return graph, ops
+
+
+def replica_ops(replicas):
+    """What the workers of a parameter-server cluster share besides the model: ``chief_epochs`` (on a ps, in no
+    collection, so neither initialised with the variables nor saved), the epochs the chief has validated and
+    saved, which it sets once the session is ready (``publish``) and the other workers wait for at each epoch's
+    end; ``ready``, the variables not yet ready for a worker (``chief_epochs`` among them); the
+    ``SyncReplicasOptimizer``'s init ops and the chief's queue runner with ``--sync-replicas``."""
+    chief_epochs = chief_epochs_variable()
+    epochs = tf.placeholder(tf.int64, [])
+    sync = (tf.get_collection(SYNC_REPLICAS) or [None])[0]
+    ready = tf.report_uninitialized_variables(tf.global_variables() + [chief_epochs])
+    for unused in (ready, sync and sync.ready_for_local_init_op):  # the chief runs neither: no warning at its exit
+        if unused is not None:
+            unused.mark_used()
+    return SimpleNamespace(
+        chief_epochs=chief_epochs, publish={"op": chief_epochs.assign(epochs), "epochs": epochs},
+        ready=ready, sync=sync,
+        local_init=None if sync is None else (sync.chief_init_op if replicas.chief else sync.local_step_init_op),
+        queue_runner=sync.get_chief_queue_runner() if sync is not None and replicas.chief else None,
+        # no tokens at the start (slim's learning.train fills replicas_to_aggregate, letting each worker run a step
+        # ahead on weights the first update has not reached, its gradient then dropped as stale): every step
+        # waits for the previous update, and a synchronous step is the single-process step on the global batch
+        init_tokens=sync.get_init_tokens_op(num_tokens=0) if sync is not None and replicas.chief else None)
+
+
+def chief_epochs_variable():
+    """``chief_epochs``, on ps 0 whatever the ps tasks (a worker reads it in a graph of its own, ``rejoined``)."""
+    with tf.device("/job:ps/task:0"):
+        return tf.Variable(0, dtype=tf.int64, trainable=False, collections=[], name="chief_epochs")
 
 
 def initialise(sess, model_variables, run, init_from):
@@ -389,26 +499,46 @@ def train(run, records_dir, progress=True, init_from=None):
     """Train (or resume) ``run`` (its run.json record, updated as epochs end) on the records in ``records_dir``.
 
     ``init_from`` (``{"checkpoint": path, "exclude_scopes": [...]}``) sets the first weights of a run that
-    starts at step 0.
+    starts at step 0. On a parameter-server cluster (``deploy``) every worker runs this: each trains on its share
+    of every global batch; the chief validates, saves and records as on one machine, and the others wait at
+    each epoch's end until it has, then validate what it saved into their scratch record.
     """
     h = run.hyper
+    replicas = DEPLOYMENT.replicas
     steps_per_epoch, val_steps = flowio.epoch_steps(records_dir, h.batch_size)
-    start = run.resume_at(saved_step(run.path(LEGACY_LAST)))
-    decay_steps = recipe.decay_steps(h, flowio.num_examples(records_dir, "train"))
-    graph, ops = build_graph(run, records_dir, start, decay_steps, steps_per_epoch)
+    if replicas and h.batch_size % len(replicas.workers):
+        raise UserError(f"--batch-size {h.batch_size}: each of the {len(replicas.workers)} workers trains on an equal"
+                        f" share of every batch, so it must divide by {len(replicas.workers)}")
+    if replicas and not replicas.sync and h.moving_average_decay:
+        raise UserError("--moving-average-decay with asynchronous replicas: the chief swaps the averages into the"
+                        " shared weights to validate while the other workers train on them; pass --sync-replicas"
+                        " (the chief then updates the averages with each step, as slim did)")
+    # asynchronous workers update one share each: a global step is a share, and a round of batches is several
+    per_round = replicas.updates_per_round if replicas else 1
+    start = saved_step(checkpoint_folder(run))
+    if replicas and not replicas.sync and not replicas.chief:
+        start = rejoined(start, steps_per_epoch * per_round, replicas)
+    start = run.resume_at(start)
+    decay_steps = recipe.decay_steps(h, flowio.num_examples(records_dir, "train")) * per_round
+    graph, ops = build_graph(run, records_dir, start // per_round, decay_steps, steps_per_epoch)
     if DEPLOYMENT.clones > 1:
         run.distribute = {"strategy": "model_deploy", "replicas": DEPLOYMENT.clones}
-    with tf.Session(graph=graph, config=session_config(h.precision)) as sess:
-        savers = Savers(sess, ops, run)
-        savers.start(ops, run, start, init_from)
-        step = start
-        for epoch in range(start // steps_per_epoch, h.epochs):
-            step, loss, accuracy = train_epoch(sess, ops, savers, h, epoch, step, steps_per_epoch, progress)
-            if ops.swap_averages is not None:  # validation and the best checkpoint see the moving averages
+    if replicas:
+        run.distribute = {"strategy": "SyncReplicasOptimizer" if replicas.sync else "asynchronous",
+                          "replicas": len(replicas.workers), "ps_tasks": replicas.ps_tasks}
+    with session(graph, ops, run, start, init_from, start // per_round // steps_per_epoch) as (sess, savers), \
+            peer_errors(replicas):
+        round_ = start // per_round
+        for epoch in range(round_ // steps_per_epoch, h.epochs):
+            round_, loss, accuracy = train_epoch(sess, ops, savers, h, epoch, round_, steps_per_epoch, progress)
+            if savers is None:  # another worker of the cluster: once the chief is done with the epoch
+                wait_for_chief(sess, ops, epoch + 1, replicas)
+            elif ops.swap_averages is not None:  # validation and the best checkpoint see the moving averages
                 sess.run(ops.swap_averages)
-            if ops.precise_bn is not None and ops.precise_bn.statistics:
+            if savers is not None and ops.precise_bn is not None and ops.precise_bn.statistics:
                 precise_statistics(sess, ops.precise_bn)
             val_loss, val_accuracy = validate(sess, ops, val_steps)
+            step = int(sess.run(ops.global_step))
             metrics = {"epoch": epoch + 1, "step": step,
                        "lr": float(recipe.learning_rate(h, step - 1, decay_steps)),  # the graph's schedule
                        "loss": loss, "accuracy": accuracy, "val_loss": val_loss, "val_accuracy": val_accuracy}
@@ -417,34 +547,185 @@ def train(run, records_dir, progress=True, init_from=None):
             # run.json first: killed between the two, the rerun resumes before the epoch's end and records it
             # again, where the other order would resume after it with its metrics never written
             improved = run.record_epoch(metrics)
-            if improved:
-                savers.save("best", step)
-            if ops.swap_averages is not None:  # the last checkpoint holds the raw weights and the averages
-                sess.run(ops.swap_averages)
-            savers.save("last", step)
+            if savers is not None:
+                if improved:
+                    savers.save("best", step)
+                if ops.swap_averages is not None:  # the last checkpoint holds the raw weights and the averages
+                    sess.run(ops.swap_averages)
+                savers.save("last", step)
+                if replicas:
+                    sess.run(ops.replicas.publish["op"], {ops.replicas.publish["epochs"]: epoch + 1})
+                    if not replicas.sync:
+                        report_lost_workers(replicas)
             print(f"epoch {epoch + 1}/{h.epochs}: " + ", ".join(
                 f"{k} {metrics[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy")), flush=True)
     for writer in ops.writers.values():
         writer.close()
 
 
+def checkpoint_folder(run):
+    """Where the run resumes from: its last checkpoint, the chief's on the other workers of a cluster (their run
+    is a scratch copy; ``run.chief_folder`` is unset with --fresh)."""
+    if DEPLOYMENT.replicas and not DEPLOYMENT.replicas.chief and run.chief_folder:
+        return os.path.join(run.chief_folder, LEGACY_LAST)
+    return run.path(LEGACY_LAST)
+
+
+def rejoined(start, epoch_steps, replicas):
+    """Where an asynchronous worker other than the chief starts: at ``start``, the chief's last checkpoint, unless
+    the chief has published more epochs than that (it trains on without waiting for the others): then at the start
+    of the chief's current epoch (a worker restarted after it died rejoins the run). ``epoch_steps``: the global
+    steps of an epoch."""
+    ready(replicas, [("ps", 0)])
+    graph = tf.Graph()
+    with graph.as_default():
+        epochs = chief_epochs_variable()
+        initialised = tf.is_variable_initialized(epochs)
+    with peer_errors(replicas), \
+            tf.Session(replicas.server.target, graph=graph, config=replica_config(replicas)) as sess:
+        published = int(sess.run(epochs)) if sess.run(initialised) else 0
+    return start if published <= start // epoch_steps else published * epoch_steps
+
+
 def train_epoch(sess, ops, savers, h, epoch, step, steps_per_epoch, progress):
-    """Run the steps of ``epoch`` from global ``step`` on; return ``(step, mean loss, mean accuracy)``."""
+    """Run the steps of ``epoch`` from ``step`` (a global batch's index) on; return ``(step, mean loss, mean
+    accuracy)``. On a cluster the loss and accuracy are this worker's share's."""
     losses, accuracies = [], []
     end = (epoch + 1) * steps_per_epoch
+    options = DEPLOYMENT.replicas.run_options if DEPLOYMENT.replicas else None
     bar = tqdm(total=steps_per_epoch, initial=step - epoch * steps_per_epoch, unit="step", leave=False,
                desc=f"epoch {epoch + 1}/{h.epochs}", disable=not (progress and sys.stderr.isatty()))
     with bar:
         while step < end:
-            _, step_loss, step_accuracy = sess.run([ops.train_op, ops.loss, ops.accuracy])
+            _, step_loss, step_accuracy = sess.run([ops.train_op, ops.loss, ops.accuracy], options=options)
             step += 1
             losses.append(step_loss)
             accuracies.append(step_accuracy)
             bar.update()
             bar.set_postfix(loss=f"{np.mean(losses):.4f}", accuracy=f"{np.mean(accuracies):.4f}")
-            if step % h.save_every == 0 and step < end:
-                savers.save("last", step)
+            if savers is not None and step % h.save_every == 0 and step < end:
+                savers.save("last", ops.global_step)
     return step, float(np.mean(losses)), float(np.mean(accuracies))
+
+
+@contextlib.contextmanager
+def session(graph, ops, run, start, init_from, epochs_done):
+    """``(sess, savers)``: the run's Session with its variables initialised, restored at global step ``start`` or
+    fine-tuned (``Savers.start``), and its Savers; on a parameter-server cluster the Session of this worker's
+    server, the chief's ready once it has initialised or restored the variables (and started
+    ``SyncReplicasOptimizer``'s queue runner) and published ``epochs_done``, another worker's once the chief's is
+    (``SessionManager``, as ``MonitoredTrainingSession`` waits), without Savers (None)."""
+    replicas = DEPLOYMENT.replicas
+    if replicas is None:
+        with tf.Session(graph=graph, config=session_config(run.hyper.precision)) as sess:
+            savers = Savers(sess, ops, run)
+            savers.start(ops, run, start, init_from)
+            yield sess, savers
+        return
+    config = replica_config(replicas, run.hyper.precision)
+    ready(replicas, [("ps", i) for i in range(replicas.ps_tasks)] + ([] if replicas.chief else replicas.workers[:1]))
+    shared = ops.replicas
+    coordinator = tf.train.Coordinator()
+    with peer_errors(replicas):
+        if replicas.chief:
+            sess = tf.Session(replicas.server.target, graph=graph, config=config)
+        else:
+            manager = tf.train.SessionManager(local_init_op=shared.local_init, ready_op=shared.ready,
+                                              ready_for_local_init_op=None if shared.local_init is None else shared.ready,
+                                              graph=graph, recovery_wait_secs=0.5)
+            try:
+                sess = manager.wait_for_session(replicas.server.target, config=config,
+                                                max_wait_secs=replicas.timeout)
+            except tf.errors.DeadlineExceededError:
+                raise UserError(f"TF_CONFIG: the chief, {chief_name(replicas)}, did not make the variables ready"
+                                f" within {replicas.timeout} s (is it running train.py with this cluster?)") from None
+    try:
+        with sess.as_default(), graph.as_default():  # as on one machine (a Saver outside takes its eager branch)
+            with peer_errors(replicas):
+                savers = None
+                if replicas.chief:
+                    savers = Savers(sess, ops, run)
+                    savers.start(ops, run, start, init_from)
+                    if shared.sync is not None:
+                        sess.run([shared.local_init, shared.init_tokens])
+                        shared.queue_runner.create_threads(sess, coord=coordinator, daemon=True, start=True)
+                    sess.run(shared.publish["op"], {shared.publish["epochs"]: epochs_done})
+                elif replicas.sync and (chief_step := int(sess.run(ops.global_step))) != start:
+                    raise UserError(f"the chief resumed the run at step {chief_step} and this worker at {start}:"
+                                    f" start every task again (the parameter servers too), all with --fresh or"
+                                    f" none")
+            yield sess, savers
+        # not after an error: a Session whose ps died is closed by its __del__ at exit, quickly with GRPC_FAIL_FAST
+        # (``deploy``); without it both closes waited for the dead ps (``with sess`` gave up after 30 s, __del__ never)
+        sess.close()
+    finally:
+        coordinator.request_stop()
+
+
+def replica_config(replicas, precision=None):
+    """The Session config of a worker: it talks to the ps tasks only, not to the other workers (which need not have
+    started)."""
+    config = session_config(precision)
+    config.device_filters.extend(["/job:ps", f"/job:{replicas.job}/task:{replicas.index}"])
+    return config
+
+
+def ready(replicas, tasks):
+    """Wait for ``tasks`` (``[(job, index)]``) to start, at most ``--peer-timeout``."""
+    missing = cluster.wait_reachable(tasks, replicas.tf_config, replicas.timeout)
+    if missing:
+        raise UserError(f"TF_CONFIG: {missing} did not start within {replicas.timeout} s; start it with the same"
+                        f" command and its own task in TF_CONFIG")
+
+
+def chief_name(replicas):
+    return cluster.task_name(*replicas.workers[0], replicas.tf_config)
+
+
+@contextlib.contextmanager
+def peer_errors(replicas):
+    """An error of a lost peer (an RPC to a ps task that died, a synchronous step that waited ``--peer-timeout``
+    for another worker's gradient) as one line naming the task (``core.cluster``); any other as it is."""
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
+            tf.errors.CancelledError) as err:
+        if replicas is None:
+            raise
+        peer = cluster.lost(err.message, replicas.tf_config) or cluster.unreachable(replicas.tf_config)
+        if peer:
+            raise UserError(lost_peer(peer)) from None
+        if isinstance(err, tf.errors.DeadlineExceededError):
+            raise UserError(f"a synchronous step waited {replicas.timeout} s for the other workers' gradients, and"
+                            f" every task answers: is each worker running train.py on this cluster? (--peer-timeout"
+                            f" sets the wait)") from None
+        raise
+
+
+def lost_peer(peer):
+    return (f"{peer} is not answering (it died, or never started); start every task again (the parameter servers"
+            f" too) with the same command (without --fresh): the run resumes from the chief's last checkpoint")
+
+
+def wait_for_chief(sess, ops, epochs, replicas):
+    """Wait until the chief has validated and saved ``epochs`` epochs, or has gone."""
+    probed = time.monotonic()
+    while sess.run(ops.replicas.chief_epochs) < epochs:
+        if time.monotonic() - probed > 2:
+            gone = cluster.unreachable(replicas.tf_config, tasks=replicas.workers[:1])
+            if gone:
+                raise UserError(lost_peer(gone))
+            probed = time.monotonic()
+        time.sleep(0.1)
+
+
+def report_lost_workers(replicas):
+    """Asynchronous replicas go on without a lost worker: say once which one (and again once it is back)."""
+    lost = set(cluster.refusing(replicas.tf_config, 1.0, replicas.workers[1:]))
+    for job, index in sorted(lost ^ replicas.lost):
+        state = "is not answering; training goes on without it" if (job, index) in lost else "is back"
+        print(f"train: {cluster.task_name(job, index, replicas.tf_config)} {state}", flush=True)
+    replicas.lost = lost
 
 
 def precise_statistics(sess, precise):

@@ -50,7 +50,7 @@ import tf_keras as keras
 
 import flowio
 import modern
-from core import checkpoints, cluster, files, models, recipe
+from core import checkpoints, cluster, files, halves, models, recipe
 from core.errors import UserError
 from core.run_dir import LOGS, MODERN_BACKUP, MODERN_BEST, MODERN_FINAL, MODERN_LAST
 from kerasnets.kit import using
@@ -183,7 +183,7 @@ def multi_worker_strategy(peer_timeout=cluster.PEER_TIMEOUT):
                         ) from None
 
 
-def deploy(num_clones=1, clone_on_cpu=False, peer_timeout=cluster.PEER_TIMEOUT):
+def deploy(num_clones=1, clone_on_cpu=False, peer_timeout=cluster.PEER_TIMEOUT, replicas=None):
     """Make the process's strategy (the half protocol's ``deploy``, ``core.halves``); return whether this process
     writes the run (the chief of a ``TF_CONFIG`` cluster, or the only process).
 
@@ -191,8 +191,11 @@ def deploy(num_clones=1, clone_on_cpu=False, peer_timeout=cluster.PEER_TIMEOUT):
     ``0..N-1``, or with ``clone_on_cpu`` as many logical devices the CPU is split into (their configuration must
     precede TensorFlow's first op, which is why this comes first). Each replica computes its share of the global
     batch, the gradients are summed across replicas and BN's moving statistics are each replica's own, read as
-    their mean (tests/test_clones.py). ``peer_timeout``: ``multi_worker_strategy``'s.
+    their mean (tests/test_clones.py). ``peer_timeout``: ``multi_worker_strategy``'s. slim's parameter servers
+    (``replicas``' flags, a ps job in ``TF_CONFIG``) are refused: their TF2 form, ``ParameterServerStrategy`` with
+    a ``ClusterCoordinator``, is not ported (docs/MIGRATION.md).
     """
+    halves.no_replicas("modern", replicas)
     if num_clones > 1:
         if os.environ.get("TF_CONFIG"):
             raise UserError("--num-clones with TF_CONFIG: each worker of MultiWorkerMirroredStrategy already trains"

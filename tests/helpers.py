@@ -6,6 +6,7 @@ import io
 import json
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -447,3 +448,14 @@ def clone_run(impl, model, batch_size):
     return Run(folder="unused", impl=impl, model=model, num_classes=len(CLASSES), labels=CLASSES, image_size=32,
                hyper=Hyper(batch_size=batch_size, epochs=1, optimizer="sgd", lr=CLONE_LR,
                            learning_rate_decay_type="fixed", batch_norm_decay=bn_decay))
+
+
+def free_ports(count):
+    """``count`` TCP ports of 127.0.0.1 free a moment ago (a cluster's addresses in TF_CONFIG)."""
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports

@@ -15,19 +15,9 @@ import h5py
 import numpy as np
 import pytest
 
-from helpers import QUIET_TF, REPO, train_args
+from helpers import QUIET_TF, REPO, free_ports, train_args
 
 TIMEOUT = 300
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def h5_arrays(path):
@@ -82,8 +72,9 @@ def test_legacy_with_tf_config_is_refused(tiny, tmp_path):
                           env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "train.py: error: TF_CONFIG is set, and multi-worker training is the modern half's (tf.distribute);"
-        " unset TF_CONFIG to train legacy on one machine"]
+        "train.py: error: TF_CONFIG names no ps job: legacy trains on a cluster with parameter servers (slim's"
+        " --num_ps_tasks), and workers alone (MultiWorkerMirroredStrategy) are the modern half's; add a ps job, or"
+        " unset TF_CONFIG to train on one machine"]
     assert not (tmp_path / "run").exists()
 
 

@@ -1,0 +1,275 @@
+"""Parameter servers as research/slim deployed them (issue 26, part A.2): a ps task and two legacy train.py workers
+on 127.0.0.1 (TF_CONFIG), synchronous (SyncReplicasOptimizer) and asynchronous, and what a dead task does to them:
+a dead or missing worker stops the synchronous cluster, the asynchronous one trains on and takes it back, a dead
+ps stops every worker, and the same commands resume the run.
+
+The synchronous cluster is compared with one process training on the same global batches (tf_slim's graph in a
+plain Session, where the cluster's steps go through ``SyncReplicasOptimizer``'s gradient accumulators on a ps).
+Every process is bounded by a timeout and SIGKILLed at the end: a ps task serves until it is stopped.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from helpers import QUIET_TF, REPO, free_ports, train_args, train_run
+
+TIMEOUT = 300
+EPOCHS = 4
+PEER_TIMEOUT = 10  # --peer-timeout: how long a synchronous step waits for a dead worker's gradient
+
+
+def cluster_of(workers):
+    ports = free_ports(1 + workers)
+    return {"ps": [f"127.0.0.1:{ports[0]}"], "worker": [f"127.0.0.1:{p}" for p in ports[1:]]}
+
+
+def start(job, index, cluster, args):
+    env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": job, "index": index}})}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # what a user's shell gives: train.py's own log level
+    return subprocess.Popen([sys.executable, str(REPO / "scripts" / "train.py"), *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+class Cluster:
+    """One ps and two workers of ``args``, the first ``started`` of them started (worker i's scratch run in
+    ``folder / worker<i>``)."""
+
+    def __init__(self, folder, args, started=2):
+        self.cluster = cluster_of(2)
+        self.ps = start("ps", 0, self.cluster, args)
+        self.workers = [start("worker", i, self.cluster, [*args, "--worker-dir", folder / f"worker{i}"])
+                        for i in range(started)]
+
+    def name(self, job, index):
+        return f"{job} {index} ({self.cluster[job][index]})"
+
+    def finish(self, procs=None):
+        """``[(return code, stdout, stderr)]`` of ``procs`` (the workers), each waited for at most TIMEOUT."""
+        results = []
+        for proc in self.workers if procs is None else procs:
+            try:
+                out, err = proc.communicate(timeout=TIMEOUT)
+                results.append((proc.returncode, out, err))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                results.append(("timeout", *proc.communicate()))
+        return results
+
+    def stop(self):
+        for proc in [self.ps, *self.workers]:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+
+
+def lost(task):
+    """The one line of a worker whose peer ``task`` died."""
+    return (f"train.py: error: {task} is not answering (it died, or never started); start every task again (the"
+            f" parameter servers too) with the same command (without --fresh): the run resumes from the chief's last"
+            f" checkpoint")
+
+
+def train(folder, args):
+    """The cluster from the start (or the chief's last checkpoint) to the end; asserts every worker succeeds."""
+    cluster = Cluster(folder, args)
+    try:
+        for code, out, err in cluster.finish():
+            assert code == 0, err[-3000:]
+    finally:
+        cluster.stop()
+
+
+def weights(run_dir, kind="last"):
+    import tensorflow as tf
+    reader = tf.train.load_checkpoint(str(run_dir / "ckpt" / kind))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def when_recorded(run_json, epochs, proc):
+    """Wait until ``run_json`` records ``epochs`` epochs (or ``proc`` ends)."""
+    deadline = time.time() + TIMEOUT
+    while time.time() < deadline and proc.poll() is None:
+        if run_json.exists() and len(json.loads(run_json.read_text())["epochs"]) >= epochs:
+            return
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"{run_json} never recorded {epochs} epochs: {proc.communicate()[1][-3000:]}")
+
+
+def sync_args(records, run_dir, epochs=EPOCHS):
+    # slim's recipe (rmsprop, moving averages, label smoothing), which the chief's synchronous step updates
+    return train_args("legacy", records, run_dir, "--model", "lenet5", "--peer-timeout", PEER_TIMEOUT,
+                      epochs=epochs)
+
+
+@pytest.fixture(scope="module")
+def one_process(tiny, tmp_path_factory):
+    """The same training in one process: ``(run.json after its first epoch, run.json at the end, last weights)``."""
+    run_dir = tmp_path_factory.mktemp("one-process") / "run"
+    records = {}
+    for epochs in (1, EPOCHS):  # the second run continues the first
+        proc = train_run("legacy", tiny[1], run_dir, "--model", "lenet5", epochs=epochs)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        records[epochs] = json.loads((run_dir / "run.json").read_text())
+    return records[1], records[EPOCHS], weights(run_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("killed", [1, 0], ids=["worker", "chief"])
+def test_synchronous_replicas_step_as_one_process_and_a_dead_worker_stops_the_other_until_a_restart(
+        killed, one_process, tiny, tmp_path):
+    first, reference, reference_weights = one_process
+    run_dir = tmp_path / "run"
+    args = [*sync_args(tiny[1], run_dir), "--sync-replicas", "--worker-replicas", 2, "--num-ps-tasks", 1]
+    cluster = Cluster(tmp_path, args)
+    try:
+        when_recorded(run_dir / "run.json", 1, cluster.workers[0])
+        cluster.workers[killed].kill()
+        killed_at = time.time()
+        (code, out, err), = cluster.finish([cluster.workers[1 - killed]])
+        took = time.time() - killed_at
+    finally:
+        cluster.stop()
+    print(f"worker {killed} killed: worker {1 - killed} stopped {took:.1f} s later")
+    assert code == 2 and took < 60, (code, took, err[-3000:])
+    assert err.strip().splitlines() == [lost(cluster.name("worker", killed))]
+    killed_run = json.loads((run_dir / "run.json").read_text())
+    assert killed_run["state"] == "running" and len(killed_run["epochs"]) < EPOCHS
+    assert killed_run["distribute"] == {"strategy": "SyncReplicasOptimizer", "replicas": 2, "ps_tasks": 1}
+    # parity: the first epoch's steps on two workers are one process's on the global batches
+    epoch = killed_run["epochs"][0]
+    assert epoch["step"] == first["epochs"][0]["step"] == 36 // 4
+    assert abs(epoch["val_loss"] - first["epochs"][0]["val_loss"]) < 1e-4
+
+    train(tmp_path, args)  # the same three commands again
+    resumed = json.loads((run_dir / "run.json").read_text())
+    assert resumed["state"] == "complete" and resumed["resumed_from_steps"], resumed
+    assert [e["step"] for e in resumed["epochs"]] == [e["step"] for e in reference["epochs"]]
+    # the loss each worker records is its share's: their mean is the global batch's
+    shares = [resumed["epochs"][-1]["loss"], json.loads((tmp_path / "worker1" / "run.json").read_text())["epochs"][-1]["loss"]]
+    assert abs(np.mean(shares) - reference["epochs"][-1]["loss"]) < 1e-4
+    ours = weights(run_dir)
+    assert ours.keys() == reference_weights.keys() and len(ours) > 10
+    difference = max(float(np.max(np.abs(ours[k] - reference_weights[k]))) for k in ours)
+    print(f"resumed cluster vs one process after {resumed['epochs'][-1]['step']} steps: weights within {difference:.1e}")
+    assert difference < 1e-4
+
+
+@pytest.mark.slow
+def test_a_synchronous_worker_that_never_starts_stops_the_chief(tiny, tmp_path):
+    run_dir = tmp_path / "run"
+    args = [*train_args("legacy", tiny[1], run_dir, "--model", "lenet5", "--peer-timeout", 5, epochs=1),
+            "--sync-replicas"]
+    started = time.time()
+    cluster = Cluster(tmp_path, args, started=1)
+    try:
+        (code, out, err), = cluster.finish()
+    finally:
+        cluster.stop()
+    took = time.time() - started
+    print(f"worker 1 never started: the chief stopped {took:.1f} s after it started")
+    assert (code, err.strip().splitlines()) == (2, [lost(cluster.name("worker", 1))]), err[-3000:]
+    assert took < 60 and json.loads((run_dir / "run.json").read_text())["epochs"] == []
+
+
+def async_args(records, run_dir, epochs):
+    # no moving averages: asynchronous workers would train on the averages the chief swaps in to validate; batches
+    # of 12, three steps an epoch: the chief trains on alone for long enough (0.2 s an epoch) to be rejoined
+    return ["--impl", "legacy", "--model", "lenet5", "--data", records, "--image-size", 32, "--batch-size", 12,
+            "--optimizer", "rmsprop", "--lr", 0.01, "--no-flip", "--epochs", epochs, "--save-every", 4, "--run-dir",
+            run_dir, "--quiet", "--no-export", "--peer-timeout", PEER_TIMEOUT]
+
+
+def recorded_epochs(run_json):
+    return [e["epoch"] for e in json.loads(run_json.read_text())["epochs"]] if run_json.exists() else []
+
+
+@pytest.mark.slow
+def test_asynchronous_replicas_go_on_without_a_dead_worker_rejoin_it_and_stop_without_their_parameter_server(
+        tiny, tmp_path):
+    run_dir, epochs = tmp_path / "run", 80
+    args = async_args(tiny[1], run_dir, epochs)
+    cluster = Cluster(tmp_path, args)
+    try:
+        when_recorded(run_dir / "run.json", 1, cluster.workers[0])
+        cluster.workers[1].kill()
+        cluster.workers[1].communicate()
+        # the same command again: worker 1 rejoins at the start of the chief's epoch
+        cluster.workers[1] = start("worker", 1, cluster.cluster, [*args, "--worker-dir", tmp_path / "worker1"])
+        restarted_at = len(recorded_epochs(run_dir / "run.json"))
+        deadline = time.time() + TIMEOUT
+        while max(recorded_epochs(tmp_path / "worker1" / "run.json"), default=0) <= restarted_at + 1:
+            assert time.time() < deadline and cluster.workers[0].poll() is None, cluster.finish()
+            time.sleep(0.05)
+        cluster.ps.kill()
+        killed_at = time.time()
+        (code, out, err), (code1, _, err1) = cluster.finish()
+        took = time.time() - killed_at
+    finally:
+        cluster.stop()
+    # not at the chief's last checkpoint (epoch 1), at the chief's epoch when it started
+    rejoined = min(e for e in recorded_epochs(tmp_path / "worker1" / "run.json") if e > restarted_at)
+    print(f"worker 1 restarted at the chief's epoch {restarted_at + 1}, rejoined at epoch {rejoined}; ps killed:"
+          f" the workers stopped {took:.1f} s later")
+    assert rejoined > restarted_at + 1
+    said = [line for line in out.splitlines() if line.startswith(f"train: {cluster.name('worker', 1)}")]
+    assert said == [f"train: {cluster.name('worker', 1)} is not answering; training goes on without it",
+                    f"train: {cluster.name('worker', 1)} is back"], out
+    assert (code, code1) == (2, 2) and took < 60, (code, code1, took, err[-3000:], err1[-3000:])
+    for lines in (err, err1):
+        assert lines.strip().splitlines() == [lost(cluster.name("ps", 0))]
+    stopped = json.loads((run_dir / "run.json").read_text())
+    assert stopped["state"] == "running" and restarted_at < len(stopped["epochs"]) < epochs
+    assert stopped["distribute"] == {"strategy": "asynchronous", "replicas": 2, "ps_tasks": 1}
+
+    train(tmp_path, args)  # the three commands again: the run resumes from the chief's last checkpoint
+    resumed = json.loads((run_dir / "run.json").read_text())
+    assert resumed["state"] == "complete" and resumed["resumed_from_steps"][-1] >= stopped["epochs"][-2]["step"]
+    losses = [e["loss"] for e in resumed["epochs"]]
+    # it learns (in three runs by hand: the first ten epochs' mean 1.09, the last ten's 0.41 to 0.43); the steps
+    # are not deterministic
+    assert len(losses) == epochs and np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.3, losses
+
+
+# --- what is refused, before a server starts -----------------------------------------------------------------
+
+def test_slims_replica_flags_are_checked_against_tf_config():
+    from core.cluster import Replicas, replica_topology
+    tf_config = {"cluster": {"ps": ["h:1", "h:2"], "chief": ["h:3"], "worker": ["h:4", "h:5"]},
+                 "task": {"type": "worker", "index": 1}}
+    topology = replica_topology(tf_config, Replicas(workers=3, ps_tasks=2, task=2))
+    assert (topology.workers, topology.task, topology.chief) == ([("chief", 0), ("worker", 0), ("worker", 1)], 2, False)
+    assert replica_topology({**tf_config, "task": {"type": "chief", "index": 0}}, Replicas()).chief
+    assert replica_topology({**tf_config, "task": {"type": "ps", "index": 1}}, Replicas()).task is None
+    for replicas, message in [(Replicas(workers=2), "--worker-replicas 2, and TF_CONFIG says 3"),
+                              (Replicas(ps_tasks=1), "--num-ps-tasks 1, and TF_CONFIG says 2"),
+                              (Replicas(task=0), "--task 0, and TF_CONFIG says 2"),
+                              (Replicas(to_aggregate=4), "--replicas-to-aggregate 4: between 1 and the 3 workers")]:
+        with pytest.raises(ValueError, match=message):
+            replica_topology(tf_config, replicas)
+    with pytest.raises(ValueError, match="task worker 2 is not in the cluster"):
+        replica_topology({**tf_config, "task": {"type": "worker", "index": 2}}, Replicas())
+
+
+@pytest.mark.parametrize("impl, tf_config, extra, message", [
+    ("legacy", None, ["--sync-replicas", "--task", "1"], "--sync-replicas --task: slim's replica flags train on a"
+     " cluster with parameter servers, and TF_CONFIG names no ps job (nor is it set)"),
+    ("modern", {"cluster": {"ps": ["127.0.0.1:1"], "worker": ["127.0.0.1:2"]}, "task": {"type": "worker", "index": 0}},
+     [], "a ps job in TF_CONFIG: parameter servers are the legacy half's (tf.train.Server, replica_device_setter);"
+     " modern does not train with them"),
+], ids=["legacy-without-ps", "modern-with-ps"])
+def test_parameter_servers_where_there_are_none_are_refused(impl, tf_config, extra, message, tiny, tmp_path):
+    env = {**os.environ, **QUIET_TF, **({"TF_CONFIG": json.dumps(tf_config)} if tf_config else {})}
+    if not tf_config:
+        env.pop("TF_CONFIG", None)
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"),
+                           *map(str, train_args(impl, tiny[1], tmp_path / "run", "--model", "lenet5", *extra))],
+                          env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert (proc.returncode, proc.stderr.strip().splitlines()) == (2, [f"train.py: error: {message}"])
+    assert not (tmp_path / "run").exists()
