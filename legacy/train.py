@@ -650,10 +650,12 @@ def session(graph, ops, run, start, init_from, epochs_done):
                         sess.run([shared.local_init, shared.init_tokens])
                         shared.queue_runner.create_threads(sess, coord=coordinator, daemon=True, start=True)
                     sess.run(shared.publish["op"], {shared.publish["epochs"]: epochs_done})
-                elif replicas.sync and (chief_step := int(sess.run(ops.global_step))) != start:
-                    raise UserError(f"the chief resumed the run at step {chief_step} and this worker at {start}:"
-                                    f" start every task again (the parameter servers too), all with --fresh or"
-                                    f" none")
+                elif replicas.sync:  # (no ``:=`` in legacy/: tf_upgrade_v2's parser, pasta, fails on it)
+                    chief_step = int(sess.run(ops.global_step))
+                    if chief_step != start:
+                        raise UserError(f"the chief resumed the run at step {chief_step} and this worker at"
+                                        f" {start}: start every task again (the parameter servers too), all with"
+                                        f" --fresh or none")
             yield sess, savers
         # not after an error: a Session whose ps died is closed by its __del__ at exit, quickly with GRPC_FAIL_FAST
         # (``deploy``); without it both closes waited for the dead ps (``with sess`` gave up after 30 s, __del__ never)
