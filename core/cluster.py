@@ -52,14 +52,19 @@ def lost(message, tf_config=None):
         known = task[1] < len(tf_config.get("cluster", {}).get(task[0], []))
         if known and task != (own.get("type"), own.get("index")) and task not in named:
             named.append(task)
-    return " and ".join(task_name(job, index, tf_config) for job, index in named)
+    return names(named, tf_config)
 
 
 def unreachable(tf_config=None, timeout=2.0, tasks=None):
     """``task_name`` words of the peers (or of ``tasks``, ``[(job, index)]``) that accept no TCP connection at
     their ``TF_CONFIG`` address (a task whose process never started, or died), joined by " and "."""
     tf_config = config() if tf_config is None else tf_config
-    return " and ".join(task_name(job, index, tf_config) for job, index in refusing(tf_config, timeout, tasks))
+    return names(refusing(tf_config, timeout, tasks), tf_config)
+
+
+def names(tasks, tf_config):
+    """``tasks`` (``[(job, index)]``) in ``task_name``'s words, joined by " and "."""
+    return " and ".join(task_name(job, index, tf_config) for job, index in tasks)
 
 
 def refusing(tf_config, timeout, tasks=None):
@@ -112,7 +117,8 @@ def replica_topology(tf_config, replicas):
     if (job, index) not in workers and not (job == "ps" and 0 <= index < len(jobs["ps"])):
         raise ValueError(f"task {job} {index} is not in the cluster ({', '.join(jobs)})")
     task = workers.index((job, index)) if job != "ps" else None
-    said = {"--worker-replicas": (replicas.workers, len(workers)), "--num-ps-tasks": (replicas.ps_tasks, len(jobs["ps"])),
+    said = {"--worker-replicas": (replicas.workers, len(workers)),
+            "--num-ps-tasks": (replicas.ps_tasks, len(jobs["ps"])),
             "--task": (replicas.task, task if task is not None else index)}
     for flag, (value, actual) in said.items():
         if value is not None and value != actual:
@@ -131,4 +137,4 @@ def wait_reachable(tasks, tf_config, timeout):
     deadline = time.monotonic() + timeout
     while (missing := refusing(tf_config, 1.0, tasks)) and time.monotonic() < deadline:
         time.sleep(0.5)
-    return " and ".join(task_name(job, index, tf_config) for job, index in missing)
+    return names(missing, tf_config)

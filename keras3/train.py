@@ -89,8 +89,8 @@ def one_hot(data, num_classes):
 
 def deploy(num_clones=1, clone_on_cpu=False, peer_timeout=None, replicas=None):
     """Always True: keras3 trains in one process on one device (the backend's, a GPU when there is one); a
-    ``TF_CONFIG`` cluster (so ``peer_timeout``, a cluster's), slim's replica flags and ``--num-clones`` are refused, the modern half's
-    (tf.distribute)."""
+    ``TF_CONFIG`` cluster (so ``peer_timeout``, a cluster's), slim's replica flags and ``--num-clones`` are
+    refused, the modern half's (tf.distribute) and the legacy half's."""
     if num_clones > 1:
         raise UserError("--num-clones: keras3 trains on one device here (Keras 3's multi-device training is"
                         " keras.distribution on JAX, not ported); --impl legacy or modern deploys clones")

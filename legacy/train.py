@@ -149,7 +149,8 @@ def deploy(num_clones=1, clone_on_cpu=False, peer_timeout=cluster.PEER_TIMEOUT, 
     slim's flags, checked against ``TF_CONFIG``.
     """
     tf_config = cluster.config()
-    replicas = replicas or cluster.Replicas()
+    if replicas is None:
+        replicas = cluster.Replicas()
     if "ps" not in tf_config.get("cluster", {}):
         if replicas.given():
             raise UserError(f"{' '.join(replicas.given())}: slim's replica flags train on a cluster with parameter"
@@ -630,9 +631,9 @@ def session(graph, ops, run, start, init_from, epochs_done):
         if replicas.chief:
             sess = tf.Session(replicas.server.target, graph=graph, config=config)
         else:
-            manager = tf.train.SessionManager(local_init_op=shared.local_init, ready_op=shared.ready,
-                                              ready_for_local_init_op=None if shared.local_init is None else shared.ready,
-                                              graph=graph, recovery_wait_secs=0.5)
+            manager = tf.train.SessionManager(
+                local_init_op=shared.local_init, ready_op=shared.ready, graph=graph, recovery_wait_secs=0.5,
+                ready_for_local_init_op=None if shared.local_init is None else shared.ready)
             try:
                 sess = manager.wait_for_session(replicas.server.target, config=config,
                                                 max_wait_secs=replicas.timeout)

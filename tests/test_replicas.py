@@ -152,12 +152,14 @@ def test_synchronous_replicas_step_as_one_process_and_a_dead_worker_stops_the_ot
     assert resumed["state"] == "complete" and resumed["resumed_from_steps"], resumed
     assert [e["step"] for e in resumed["epochs"]] == [e["step"] for e in reference["epochs"]]
     # the loss each worker records is its share's: their mean is the global batch's
-    shares = [resumed["epochs"][-1]["loss"], json.loads((tmp_path / "worker1" / "run.json").read_text())["epochs"][-1]["loss"]]
+    worker1 = json.loads((tmp_path / "worker1" / "run.json").read_text())
+    shares = [resumed["epochs"][-1]["loss"], worker1["epochs"][-1]["loss"]]
     assert abs(np.mean(shares) - reference["epochs"][-1]["loss"]) < 1e-4
     ours = weights(run_dir)
     assert ours.keys() == reference_weights.keys() and len(ours) > 10
     difference = max(float(np.max(np.abs(ours[k] - reference_weights[k]))) for k in ours)
-    print(f"resumed cluster vs one process after {resumed['epochs'][-1]['step']} steps: weights within {difference:.1e}")
+    print(f"resumed cluster vs one process after {resumed['epochs'][-1]['step']} steps: weights within"
+          f" {difference:.1e}")
     assert difference < 1e-4
 
 
