@@ -58,7 +58,8 @@ def parse_args(argv):
                    " modern); mixed_float16 (needs a GPU; loss scaling included). Weights stay float32 and"
                    " a resumed run keeps its own precision")
     p.add_argument("--save-every", type=int, default=DEFAULTS.save_every, metavar="STEPS",
-                   help="also checkpoint every STEPS steps inside an epoch, so a killed run loses little")
+                   help="also checkpoint every STEPS steps inside an epoch, so a killed run loses little (not"
+                   " under modern's ParameterServerStrategy: there at each epoch's end only)")
     run_arguments(p)
     return p.parse_args(argv)
 
@@ -81,8 +82,9 @@ def run_arguments(p):
     p.add_argument("--peer-timeout", type=int, default=cluster.PEER_TIMEOUT, metavar="SECONDS",
                    help=f"on a TF_CONFIG cluster: how long the chief (worker 0) waits for the other workers to start"
                         f" before it names the missing ones and stops, and with it every worker that came; with"
-                        f" parameter servers (legacy) how long a task waits for the parameter servers and the chief,"
-                        f" and a synchronous step for the other workers' gradients (default {cluster.PEER_TIMEOUT})")
+                        f" parameter servers how long a legacy task waits for the parameter servers and the chief,"
+                        f" and a synchronous step for the other workers' gradients, or modern's chief (the"
+                        f" coordinator) for every task (default {cluster.PEER_TIMEOUT})")
     replicas = p.add_argument_group(
         "parameter servers (legacy; research/slim's replica flags): TF_CONFIG names the tasks, a ps job among them;"
         " each task runs train.py with the same arguments and its own TF_CONFIG task (a ps task serves until it is"

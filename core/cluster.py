@@ -8,7 +8,8 @@ the survivors' one line says which machine to look at.
 The parameter-server part (legacy's between-graph replication) checks slim's replica flags (``Replicas``:
 ``--worker_replicas``, ``--num_ps_tasks``, ``--task``, ``--sync_replicas``, ``--replicas_to_aggregate``) against
 ``TF_CONFIG`` and names this task's place among the workers (``replica_topology``); ``wait_reachable`` waits for
-the tasks a worker needs before its Session starts.
+the tasks a worker needs before its Session starts (or the chief before it connects to them); ``report_lost`` says
+which workers an asynchronous run (legacy's replicas, modern's ParameterServerStrategy) goes on without.
 """
 
 import json
@@ -138,3 +139,14 @@ def wait_reachable(tasks, tf_config, timeout):
     while (missing := refusing(tf_config, 1.0, tasks)) and time.monotonic() < deadline:
         time.sleep(0.5)
     return names(missing, tf_config)
+
+
+def report_lost(tasks, tf_config, lost):
+    """Asynchronous training goes on without a lost worker: say once which of ``tasks`` (``[(job, index)]``) stopped
+    accepting connections since the last call (``lost``, what it returned), and once when one is back; return
+    the set of those refusing now."""
+    now = set(refusing(tf_config, 1.0, tasks))
+    for job, index in sorted(now ^ lost):
+        state = "is not answering; training goes on without it" if (job, index) in now else "is back"
+        print(f"train: {task_name(job, index, tf_config)} {state}", flush=True)
+    return now

@@ -55,8 +55,8 @@ def no_replicas(impl, replicas):
     flags = replicas.given() if replicas is not None else []
     if flags or "ps" in cluster.config().get("cluster", {}):
         what = " ".join(flags) if flags else "a ps job in TF_CONFIG"
-        raise UserError(f"{what}: parameter servers are the legacy half's (tf.train.Server, replica_device_setter);"
-                        f" {impl} does not train with them")
+        raise UserError(f"{what}: parameter servers are the legacy half's (tf.train.Server, replica_device_setter)"
+                        f" and the modern half's (ParameterServerStrategy); {impl} does not train with them")
 
 
 def half(impl):

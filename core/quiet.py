@@ -8,7 +8,9 @@ Two kinds of lines, two remedies:
   restores it (and shows what it caught if the import fails);
 * afterwards, ``I0000 …`` / ``W0000 …`` lines of the TFLite converter, the SavedModel loader and the record
   reader obey ``TF_CPP_MIN_LOG_LEVEL``: it is set to 2 (errors only) before the import, unless the caller's
-  environment sets it; 3 under ``TF_CONFIG``, where a dead peer's errors come once per aborted collective.
+  environment sets it; 3 under ``TF_CONFIG``, where a dead peer's errors come once per aborted collective (and
+  TensorFlow's Python logger shows only CRITICAL there: ParameterServerStrategy's coordinator logs every step a
+  lost worker failed, which train.py names once).
 
 It also hides TensorFlow's Python deprecation notices. ``TF_LOGS=1`` leaves all of it alone.
 """
@@ -57,7 +59,13 @@ def quiet_tensorflow():
     with hidden_stderr():
         import tensorflow as tf
         tf.config.list_physical_devices("GPU")
-        tf.get_logger().setLevel("ERROR")
+        # on a cluster, errors too: ParameterServerStrategy's coordinator logs each step a lost worker failed (three
+        # lines each) while it runs them on the others, and train.py says which worker once
+        tf.get_logger().setLevel("CRITICAL" if os.environ.get("TF_CONFIG") else "ERROR")
         # legacy/ uses tf.layers and slim on purpose: their deprecation notices are not news to its users
         warnings.filterwarnings("ignore", message=".*is deprecated", category=UserWarning)
+        # tf.data's notice when a dataset's options are read while a function is traced (ParameterServerStrategy's
+        # dataset function, modern.train.inputs): flowio's options are kept in the graph, as the notice says
+        warnings.filterwarnings("ignore", message="To make it possible to preserve tf.data options",
+                                category=UserWarning)
     return tf

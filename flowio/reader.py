@@ -197,7 +197,7 @@ def dataset(records_dir, split, image_size, batch_size, training=False, flip=Tru
     batch with the next), so epoch ``e`` has ``ceil(n / B)`` batches, or ``floor`` with ``drop_remainder``.
     ``initial_step`` (with ``repeat``) starts at that global batch number: what a resumed run needs, so
     that it sees exactly the batches an uninterrupted run would have seen from there on. ``recipe``: the run's
-    ``preprocessing`` record, or a recipe's name (``preprocess``).
+    ``preprocessing`` record, or a recipe's name (``preprocess``). ``seed``: an int, or an integer scalar tensor.
     """
     paths = shard_paths(records_dir, split)
     shuffle_buffer = min(SHUFFLE_BUFFER, num_examples(records_dir, split))
@@ -209,7 +209,7 @@ def dataset(records_dir, split, image_size, batch_size, training=False, flip=Tru
             images = images.map(lambda e, label: (preprocess(decode(e), image_size, recipe), label),
                                 num_parallel_calls=tf.data.AUTOTUNE)
         else:
-            epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
+            epoch_seed = tf.stack([tf.cast(seed, tf.int64), epoch])
             file_seed, window_seed, image_seed = tf.unstack(tf.random.experimental.stateless_split(epoch_seed, 3))
             records = _window_shuffle(_records(paths, file_seed), shuffle_buffer, window_seed)
 

@@ -556,8 +556,8 @@ def train(run, records_dir, progress=True, init_from=None):
                 savers.save("last", step)
                 if replicas:
                     sess.run(ops.replicas.publish["op"], {ops.replicas.publish["epochs"]: epoch + 1})
-                    if not replicas.sync:
-                        report_lost_workers(replicas)
+                    if not replicas.sync:  # asynchronous workers train on without a lost one: say which
+                        replicas.lost = cluster.report_lost(replicas.workers[1:], replicas.tf_config, replicas.lost)
             print(f"epoch {epoch + 1}/{h.epochs}: " + ", ".join(
                 f"{k} {metrics[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy")), flush=True)
     for writer in ops.writers.values():
@@ -720,15 +720,6 @@ def wait_for_chief(sess, ops, epochs, replicas):
                 raise UserError(lost_peer(gone))
             probed = time.monotonic()
         time.sleep(0.1)
-
-
-def report_lost_workers(replicas):
-    """Asynchronous replicas go on without a lost worker: say once which one (and again once it is back)."""
-    lost = set(cluster.refusing(replicas.tf_config, 1.0, replicas.workers[1:]))
-    for job, index in sorted(lost ^ replicas.lost):
-        state = "is not answering; training goes on without it" if (job, index) in lost else "is back"
-        print(f"train: {cluster.task_name(job, index, replicas.tf_config)} {state}", flush=True)
-    replicas.lost = lost
 
 
 def precise_statistics(sess, precise):

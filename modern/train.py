@@ -31,7 +31,10 @@ What each piece of the legacy loop became:
   the model is built under, its ``logits`` head in float32; ``compile`` adds loss scaling for float16;
 * device placement -> a distribution strategy (``strategy``): ``MultiWorkerMirroredStrategy`` when
   ``TF_CONFIG`` describes a cluster (every worker runs train.py; the chief writes the run directory, the others
-  a scratch copy; the batch size is the global one), ``MirroredStrategy`` when more than one GPU is visible.
+  a scratch copy; the batch size is the global one), ``MirroredStrategy`` when more than one GPU is visible;
+* tf.train.Server + replica_device_setter with a ps job (slim's asynchronous replicas) ->
+  ``ParameterServerStrategy`` (``parameter_servers``): the chief coordinates ``fit``, the ps and worker tasks
+  serve.
 
 Sections, in the same order as the twin: counters, input, devices, model and loss, checkpoints, the loop.
 Prediction and weight I/O are the twin modules ``weights.py``.
@@ -50,7 +53,7 @@ import tf_keras as keras
 
 import flowio
 import modern
-from core import checkpoints, cluster, files, halves, models, recipe
+from core import checkpoints, cluster, files, models, recipe
 from core.errors import UserError
 from core.run_dir import LOGS, MODERN_BACKUP, MODERN_BEST, MODERN_FINAL, MODERN_LAST
 from kerasnets.kit import using
@@ -88,18 +91,42 @@ def backed_up_step(backup_dir, steps_per_epoch):
 
 # --- input ----------------------------------------------------------------------------------------------
 
-def inputs(run, records_dir, start):
+def inputs(run, records_dir, start, coordinated=False):
     """``(train_data, val_data)``: training batches from global step ``start`` on (augmented, seeded, the
-    epochs' order fixed, repeating), and the validation batches in order; each sharded for the strategy."""
+    epochs' order fixed, repeating), and the validation batches in order; each sharded for the strategy.
+
+    ``coordinated`` (``ParameterServerStrategy``): the training batches are a ``DatasetCreator`` whose function
+    each worker runs, with a seed of its own (``worker_seed``); the validation batches go to the workers through
+    Keras's exact evaluation (``compiled_model``)."""
     h = run.hyper
     recipe = run.preprocessing  # what the run recorded, its vgg sides included, not this version's choice
-    train_data = flowio.dataset(records_dir, "train", run.image_size, h.batch_size, training=True, flip=h.flip,
-                                seed=h.seed, repeat=True, drop_remainder=True, initial_step=start, recipe=recipe)
-    val_data = flowio.dataset(records_dir, "validation", run.image_size, h.batch_size, recipe=recipe)
-    if models.aux_scopes(run.model):  # the training model takes the labels too, for its auxiliary loss
-        train_data, val_data = (data.map(lambda images, labels: ((images, labels), labels))
-                                for data in (train_data, val_data))
-    return sharded(train_data), sharded(val_data)
+
+    def training(seed):
+        return labelled(flowio.dataset(records_dir, "train", run.image_size, h.batch_size, training=True,
+                                       flip=h.flip, seed=seed, repeat=True, drop_remainder=True, initial_step=start,
+                                       recipe=recipe))
+
+    def labelled(data):
+        if models.aux_scopes(run.model):  # the training model takes the labels too, for its auxiliary loss
+            return data.map(lambda images, labels: ((images, labels), labels))
+        return data
+
+    val_data = labelled(flowio.dataset(records_dir, "validation", run.image_size, h.batch_size, recipe=recipe))
+    if coordinated:
+        return keras.utils.experimental.DatasetCreator(lambda context: training(worker_seed())), sharded(val_data)
+    return sharded(training(h.seed)), sharded(val_data)
+
+
+def worker_seed():
+    """A seed drawn on the worker that runs the dataset function, by an op seeded by nothing (``seed`` and
+    ``seed2`` 0: random; ``tf.random`` would take the global seed, the same on every worker).
+
+    Under ``ParameterServerStrategy`` every worker runs the same dataset function and takes whole batches of it
+    in turn: with the run's seed they would all read the same batches in the same order, each batch trained
+    once per worker and the rest of the epoch never. Each reads its own order instead, as the strategy's guide
+    shuffles without a seed: asynchronous training is not reproducible anyway."""
+    return tf.raw_ops.RandomUniformInt(shape=tf.constant([], tf.int32), minval=tf.constant(0, tf.int64),
+                                       maxval=tf.constant(2 ** 62, tf.int64), seed=0, seed2=0)
 
 
 def statistics_data(run, records_dir, batches):
@@ -126,13 +153,15 @@ def sharded(dataset):
 _STRATEGY = []
 # tf.distribute's names for them (MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy)
 STRATEGY_NAMES = {tf.distribute.MultiWorkerMirroredStrategy: "MultiWorkerMirroredStrategy",
-                  tf.distribute.MirroredStrategy: "MirroredStrategy"}
+                  tf.distribute.MirroredStrategy: "MirroredStrategy",
+                  tf.distribute.ParameterServerStrategy: "ParameterServerStrategy"}
 
 
 def strategy():
     """The process's distribution strategy, made on the first call.
 
-    With ``TF_CONFIG`` it is ``MultiWorkerMirroredStrategy``, which must exist before TensorFlow runs anything:
+    With ``TF_CONFIG`` it is ``MultiWorkerMirroredStrategy`` (or the ``ParameterServerStrategy`` that ``deploy``
+    made for a cluster with a ps job), which must exist before TensorFlow runs anything:
     train.py asks for it (``deploy``) right after importing TensorFlow. ``strategy().extended.should_checkpoint``
     is True on the one worker that writes the run (the chief; the only one without a cluster).
     """
@@ -191,11 +220,18 @@ def deploy(num_clones=1, clone_on_cpu=False, peer_timeout=cluster.PEER_TIMEOUT, 
     ``0..N-1``, or with ``clone_on_cpu`` as many logical devices the CPU is split into (their configuration must
     precede TensorFlow's first op, which is why this comes first). Each replica computes its share of the global
     batch, the gradients are summed across replicas and BN's moving statistics are each replica's own, read as
-    their mean (tests/test_clones.py). ``peer_timeout``: ``multi_worker_strategy``'s. slim's parameter servers
-    (``replicas``' flags, a ps job in ``TF_CONFIG``) are refused: their TF2 form, ``ParameterServerStrategy`` with
-    a ``ClusterCoordinator``, is not ported (docs/MIGRATION.md).
+    their mean (tests/test_clones.py). ``peer_timeout``: ``multi_worker_strategy``'s. A ps job in ``TF_CONFIG``:
+    ``parameter_servers``. slim's replica flags (``replicas``) are legacy's and refused.
     """
-    halves.no_replicas("modern", replicas)
+    if replicas is not None and replicas.given():
+        raise UserError(f"{' '.join(replicas.given())}: slim's replica flags are the legacy half's; modern reads"
+                        f" its cluster from TF_CONFIG alone (with a ps job: ParameterServerStrategy, asynchronous)")
+    tf_config = cluster.config()
+    if "ps" in tf_config.get("cluster", {}):
+        if num_clones > 1:
+            raise UserError("--num-clones with parameter servers: each worker of ParameterServerStrategy already"
+                            " trains on all of its GPUs; leave --num-clones at 1")
+        return parameter_servers(tf_config, peer_timeout)
     if num_clones > 1:
         if os.environ.get("TF_CONFIG"):
             raise UserError("--num-clones with TF_CONFIG: each worker of MultiWorkerMirroredStrategy already trains"
@@ -217,6 +253,53 @@ def deploy(num_clones=1, clone_on_cpu=False, peer_timeout=cluster.PEER_TIMEOUT, 
         return strategy().extended.should_checkpoint
     except ValueError as err:
         raise UserError(f"TF_CONFIG: {err}") from None
+
+
+def parameter_servers(tf_config, peer_timeout=cluster.PEER_TIMEOUT):
+    """research/slim's parameter servers in TF2: ``ParameterServerStrategy``, whose ``ClusterCoordinator`` (made by
+    ``fit``) is the ``chief`` task of ``TF_CONFIG``; return True there.
+
+    The ps and worker tasks start a ``tf.distribute.Server`` and serve until they are stopped (this never returns
+    on them): the variables live on the ps tasks, and the chief sends each worker whole steps to run on batches
+    of its own dataset, asynchronously (a worker's gradient updates the variables on its own, as slim's replicas
+    without ``--sync_replicas``). A worker that dies loses only the steps it was running: the coordinator runs
+    them on another worker, and takes the worker back when it serves again; a ps that dies stops the chief
+    (``train``). ``GRPC_FAIL_FAST=use_caller``, as the strategy's guide sets it: the chief's RPCs to a dead task
+    fail at once instead of waiting for it. The chief waits up to ``peer_timeout`` seconds for every task to
+    listen before it connects.
+    """
+    jobs, own = tf_config["cluster"], tf_config.get("task", {})
+    job, index = own.get("type"), own.get("index", 0)
+    if len(jobs.get("chief", [])) != 1 or not jobs.get("worker"):
+        raise UserError("TF_CONFIG: ParameterServerStrategy needs one chief task (the coordinator, which runs fit and"
+                        " writes the run) and a worker job, besides the ps job")
+    if set(jobs) - {"chief", "worker", "ps"}:
+        raise UserError(f"TF_CONFIG: a {', '.join(sorted(set(jobs) - {'chief', 'worker', 'ps'}))} job: a cluster with"
+                        f" parameter servers here has the chief, worker and ps jobs alone")
+    if job not in jobs or not 0 <= index < len(jobs[job]):
+        raise UserError(f"TF_CONFIG: task {job} {index} is not in the cluster ({', '.join(jobs)})")
+    os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")
+    name = cluster.task_name(job, index, tf_config)
+    if job != "chief":
+        try:
+            server = tf.distribute.Server(tf.train.ClusterSpec(jobs), job_name=job, task_index=index,
+                                          protocol="grpc", start=True)
+        except tf.errors.OpError as err:
+            raise UserError(f"TF_CONFIG: {name} could not serve there: {err.message.splitlines()[0]}") from None
+        work = "its share of the variables" if job == "ps" else "the chief's steps"
+        print(f"train: {name} serves {work} until it is stopped", flush=True)
+        server.join()
+    missing = cluster.wait_reachable(cluster.peers(tf_config), tf_config, peer_timeout)
+    if missing:
+        raise UserError(f"TF_CONFIG: {missing} did not start within {peer_timeout} s; start it with the same"
+                        f" command and its own task in TF_CONFIG, then this one again")
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    try:
+        _STRATEGY.append(tf.distribute.ParameterServerStrategy(resolver))
+    except tf.errors.UnavailableError:  # a task that listened a moment ago and is gone
+        raise UserError(f"TF_CONFIG: {cluster.unreachable() or 'a task'} stopped answering before training began;"
+                        f" start it again with the same command, then this one") from None
+    return True
 
 
 # --- model and loss ----------------------------------------------------------------------------------
@@ -276,11 +359,18 @@ class SmoothedCrossEntropy(keras.losses.Loss):
         return {**super().get_config(), "num_classes": self.num_classes, "label_smoothing": self.label_smoothing}
 
 
-def compiled_model(run, decay_steps, steps_per_execution=1):
+def compiled_model(run, decay_steps, steps_per_execution=1, evaluation_shards=0):
     """The model of ``run``, compiled with its recipe (``modern.optimizers``: the optimizer on its schedule of
     ``decay_steps`` global steps per decay, restricted to ``--trainable-scopes``, keeping the moving averages of
     every weight with ``--moving-average-decay``, its state built at once), the (label-smoothed) cross-entropy on
-    logits (``fit`` adds the layers' regularization losses, and inception_v3's auxiliary loss), accuracy."""
+    logits (``fit`` adds the layers' regularization losses, and inception_v3's auxiliary loss), accuracy.
+
+    ``evaluation_shards`` (``ParameterServerStrategy``, where each worker would take the next validation batch
+    of its own iterator, some images counted twice and others never): Keras's "exact evaluation"
+    (``pss_evaluation_shards``), each shard of the validation split evaluated whole by one worker, so that every
+    image counts once. tf.data shards it by file whatever the dataset's sharding option says, and fails when
+    there are fewer files than shards (docs/DESIGN.md §8): ``train`` asks for one shard, the whole split on one
+    worker."""
     h = run.hyper
     aux = bool(models.aux_scopes(run.model))
     model = modern.build(run.model, run.num_classes, input_shape=(run.image_size, run.image_size, 3),
@@ -295,7 +385,8 @@ def compiled_model(run, decay_steps, steps_per_execution=1):
         optimizer.average(model.weights, h.moving_average_decay)
     model.compile(optimizer=optimizer, loss=SmoothedCrossEntropy(run.num_classes, h.label_smoothing),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                  steps_per_execution=steps_per_execution)
+                  steps_per_execution=steps_per_execution,
+                  pss_evaluation_shards=evaluation_shards)
     optimizer.build(trained)  # its slots and averages now: BackupAndRestore and continued() restore into them
     return model
 
@@ -320,13 +411,13 @@ def recipe_optimizer(model):
     return getattr(model.optimizer, "inner_optimizer", model.optimizer)
 
 
-def training_model(run, start, steps_per_epoch, decay_steps, executed, init_from):
+def training_model(run, start, steps_per_epoch, decay_steps, executed, init_from, evaluation_shards=0):
     """``(model, initial_epoch, start)`` under the strategy: a new compiled model, which takes a complete run's
     weights and optimizer state from last.keras when it is continued with a larger --epochs, its first weights
     from ``init_from`` when it starts at step 0, or else is restored by BackupAndRestore when there is a backup."""
     done_epochs = len(run.epochs)
     with strategy().scope():
-        model = compiled_model(run, decay_steps, executed)
+        model = compiled_model(run, decay_steps, executed, evaluation_shards)
         if start == 0 and done_epochs and os.path.exists(run.path(MODERN_LAST)):
             continued(model, run.path(MODERN_LAST), run.hyper, decay_steps)
             return model, done_epochs, run.resume_at(done_epochs * steps_per_epoch)
@@ -437,10 +528,27 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         recipe.precise_batch_norm(layers, self.forward, (inputs for inputs, _ in self.data))
 
 
+class LostWorkers(keras.callbacks.Callback):
+    """legacy's asynchronous chief at each epoch's end: which workers ``ParameterServerStrategy``'s coordinator
+    trains on without (``core.cluster.report_lost``), and which are back."""
+
+    def __init__(self):
+        super().__init__()
+        self.tf_config, self.lost = cluster.config(), set()
+        self.workers = [("worker", i) for i in range(len(self.tf_config["cluster"]["worker"]))]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.lost = cluster.report_lost(self.workers, self.tf_config, self.lost)
+
+
 def callbacks(run, steps_per_epoch, executed, records_dir):
     """Saver (last, best), FileWriter, run.json and BackupAndRestore as callbacks, in the order they must run;
-    the moving averages swapped in and the BN statistics re-estimated before validation."""
+    the moving averages swapped in and the BN statistics re-estimated before validation.
+
+    Under ``ParameterServerStrategy`` ``BackupAndRestore`` skips its batch hooks (tf_keras), so the backup is at
+    each epoch's end alone (``--save-every`` does not apply), and ``LostWorkers`` reports the workers."""
     h = run.hyper
+    ps = coordinated(strategy())
     best = run.best["val_accuracy"] if run.best else None
     averaged = [SwapAverages()] if h.moving_average_decay else []
     precise = [PreciseBatchNorm(statistics_data(run, records_dir, min(h.precise_bn_batches, steps_per_epoch)))
@@ -453,7 +561,8 @@ def callbacks(run, steps_per_epoch, executed, records_dir):
         AtomicCheckpoint(run.path(MODERN_LAST)),
         keras.callbacks.TensorBoard(run.path(LOGS), write_graph=False),
         RecordEpochs(run),
-        EpochAlignedBackup(backup_folder(run), run.hyper.save_every // executed, steps_per_epoch),
+        EpochAlignedBackup(backup_folder(run), "epoch" if ps else h.save_every // executed, steps_per_epoch),
+        *([LostWorkers()] if ps else []),
     ]
 
 
@@ -472,24 +581,33 @@ def train(run, records_dir, progress=True, init_from=None):
     keras.utils.set_random_seed(h.seed)
     executed = steps_per_execution(h.save_every, steps_per_epoch)
     decay_steps = recipe.decay_steps(h, flowio.num_examples(records_dir, "train"))
-    model, initial_epoch, start = training_model(run, start, steps_per_epoch, decay_steps, executed, init_from)
-    train_data, val_data = inputs(run, records_dir, start)
     distribute = strategy()
+    ps = coordinated(distribute)
+    model, initial_epoch, start = training_model(run, start, steps_per_epoch, decay_steps, executed, init_from,
+                                                 evaluation_shards=1 if ps else 0)
+    train_data, val_data = inputs(run, records_dir, start, coordinated=ps)
     run.distribute = {"strategy": STRATEGY_NAMES.get(type(distribute), "default"),
                       "replicas": distribute.num_replicas_in_sync}
     multi_worker = isinstance(distribute, tf.distribute.MultiWorkerMirroredStrategy)
     try:
+        # fit refuses verbose=1 under ParameterServerStrategy ("for performance reasons": a progress bar would
+        # wait for every step's result): one line an epoch
         model.fit(train_data, epochs=h.epochs, steps_per_epoch=steps_per_epoch, initial_epoch=initial_epoch,
-                  validation_data=val_data, validation_steps=val_steps,
+                  validation_data=val_data, validation_steps=None if ps else val_steps,
                   callbacks=callbacks(run, steps_per_epoch, executed, records_dir),
-                  verbose=1 if progress and sys.stdout.isatty() else 2)
+                  verbose=1 if progress and sys.stdout.isatty() and not ps else 2)
     except PEER_ERRORS as err:
-        peer = (cluster.lost(str(err)) or cluster.unreachable()) if multi_worker else ""
+        if ps:  # the coordinator reruns a lost worker's steps itself: what fails fit is a parameter server
+            peer = cluster.unreachable(tasks=[("ps", i) for i in range(len(cluster.config()["cluster"]["ps"]))])
+            advice = ("every step reads and updates the variables on the parameter servers; start it again with the"
+                      " same command, then the chief (without --fresh): the run resumes from the last epoch's backup")
+        else:
+            peer = (cluster.lost(str(err)) or cluster.unreachable()) if multi_worker else ""
+            advice = ("a synchronous step needs every worker; start every worker again with the same command (without"
+                      " --fresh): the run resumes from the chief's last backup")
         if not peer:  # no peer named and every peer answers: a fault of this process's own
             raise
-        raise UserError(f"{peer} stopped answering, and a synchronous step needs every worker; start every worker"
-                        f" again with the same command (without --fresh): the run resumes from the chief's last"
-                        f" backup") from None
+        raise UserError(f"{peer} stopped answering, and {advice}") from None
     if multi_worker:
         model.save_weights(run.path(MODERN_FINAL))
     if run.chief_folder is None and os.path.isdir(backup) and not os.listdir(backup):
@@ -503,6 +621,11 @@ def train(run, records_dir, progress=True, init_from=None):
 # names, else one that accepts no connection, and raises the error as it is when there is none
 PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.InternalError, tf.errors.DeadlineExceededError,
                tf.errors.FailedPreconditionError, tf.errors.AbortedError, tf.errors.CancelledError)
+
+
+def coordinated(distribute):
+    """Whether ``fit`` runs under ``distribute`` through a ``ClusterCoordinator`` (``ParameterServerStrategy``)."""
+    return isinstance(distribute, tf.distribute.ParameterServerStrategy)
 
 
 def backup_folder(run):
