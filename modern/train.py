@@ -291,7 +291,7 @@ def parameter_servers(tf_config, peer_timeout=cluster.PEER_TIMEOUT):
         server.join()
     missing = cluster.wait_reachable(cluster.peers(tf_config), tf_config, peer_timeout)
     if missing:
-        raise UserError(f"TF_CONFIG: {missing} did not start within {peer_timeout} s; start it with the same"
+        raise UserError(f"TF_CONFIG: {missing} did not start within {peer_timeout} s; start each with the same"
                         f" command and its own task in TF_CONFIG, then this one again")
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     try:
