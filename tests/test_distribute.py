@@ -4,18 +4,20 @@ what happens when one of them dies or never starts.
 Every process here is bounded by a timeout and SIGKILLed by PID: a worker waiting for a peer ignores SIGTERM.
 """
 
+import io
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import zipfile
 
 import h5py
 import numpy as np
 import pytest
 
-from helpers import QUIET_TF, REPO, free_ports, train_args
+from helpers import QUIET_TF, REPO, free_ports, train_args, train_run
 
 TIMEOUT = 300
 
@@ -27,15 +29,21 @@ def h5_arrays(path):
     return arrays
 
 
+def keras_arrays(path):
+    """The weights in a .keras file (its model.weights.h5), by their path in it."""
+    with zipfile.ZipFile(path) as archive:
+        return h5_arrays(io.BytesIO(archive.read("model.weights.h5")))
+
+
 @pytest.mark.slow
-def test_two_workers_train_one_run_with_identical_weights(tiny, tmp_path):
+def test_two_workers_train_one_run_with_identical_weights_and_one_process_steps(tiny, tmp_path):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     procs = []
     for index in range(2):
         env = {**os.environ, **QUIET_TF,
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        args = train_args("modern", tiny[1], tmp_path / "runs" / "run", "--worker-dir", tmp_path / f"worker{index}",
-                          epochs=1)
+        args = train_args("modern", tiny[1], tmp_path / "runs" / "run", "--model", "lenet5", "--worker-dir",
+                          tmp_path / f"worker{index}", epochs=1)
         procs.append(subprocess.Popen([sys.executable, str(REPO / "scripts" / "train.py"), *map(str, args)],
                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:
@@ -58,10 +66,24 @@ def test_two_workers_train_one_run_with_identical_weights(tiny, tmp_path):
     assert not (chief / "backup").exists()
     # the worker's scratch copy holds the same weights, bit for bit
     ours, theirs = h5_arrays(chief / "final.h5"), h5_arrays(worker / "final.h5")
-    assert ours.keys() == theirs.keys() and len(ours) > 100
+    assert ours.keys() == theirs.keys() and len(ours) == 10  # lenet5's 5 kernels and 5 biases
     assert all(np.array_equal(ours[k], theirs[k]) for k in ours)
     assert json.loads((worker / "run.json").read_text())["epochs"] == run["epochs"]
     assert not (worker / "best.h5").exists()  # Keras's callbacks save on the chief only
+
+    # parity (issue 26, C): lenet5 has no BN, so a step of the two workers, each on its half of the global batch,
+    # is one process's step on the whole batch: weights, training loss and validation loss after the epoch's 9
+    proc = train_run("modern", tiny[1], tmp_path / "one-process", "--model", "lenet5", epochs=1)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    alone = json.loads((tmp_path / "one-process" / "run.json").read_text())["epochs"][0]
+    ours, one = keras_arrays(chief / "last.keras"), keras_arrays(tmp_path / "one-process" / "last.keras")
+    assert ours.keys() == one.keys() and len(ours) > 10  # the weights and the optimizer's state
+    difference = max(float(np.max(np.abs(ours[k] - one[k]))) for k in ours)
+    gaps = {k: abs(run["epochs"][0][k] - alone[k]) for k in ("loss", "val_loss")}
+    print(f"two workers vs one process after {alone['step']} steps: weights within {difference:.1e}, loss"
+          f" {gaps['loss']:.1e}, val_loss {gaps['val_loss']:.1e}")
+    assert difference < 1e-4 and alone["step"] == run["epochs"][0]["step"]
+    assert max(gaps.values()) < 1e-4, (run["epochs"], alone)
 
 
 def test_legacy_with_tf_config_is_refused(tiny, tmp_path):
