@@ -81,7 +81,7 @@ def refusing(tf_config, timeout, tasks=None):
     return missing
 
 
-# --- parameter servers (the legacy half's between-graph replication) -------------------------------------
+# --- parameter servers (legacy's between-graph replication; what an asynchronous chief reports) -------------
 
 @dataclass(frozen=True)
 class Replicas:

@@ -359,18 +359,18 @@ class SmoothedCrossEntropy(keras.losses.Loss):
         return {**super().get_config(), "num_classes": self.num_classes, "label_smoothing": self.label_smoothing}
 
 
-def compiled_model(run, decay_steps, steps_per_execution=1, evaluation_shards=0):
+def compiled_model(run, decay_steps, steps_per_execution=1):
     """The model of ``run``, compiled with its recipe (``modern.optimizers``: the optimizer on its schedule of
     ``decay_steps`` global steps per decay, restricted to ``--trainable-scopes``, keeping the moving averages of
     every weight with ``--moving-average-decay``, its state built at once), the (label-smoothed) cross-entropy on
     logits (``fit`` adds the layers' regularization losses, and inception_v3's auxiliary loss), accuracy.
 
-    ``evaluation_shards`` (``ParameterServerStrategy``, where each worker would take the next validation batch
-    of its own iterator, some images counted twice and others never): Keras's "exact evaluation"
-    (``pss_evaluation_shards``), each shard of the validation split evaluated whole by one worker, so that every
-    image counts once. tf.data shards it by file whatever the dataset's sharding option says, and fails when
-    there are fewer files than shards (docs/DESIGN.md §8): ``train`` asks for one shard, the whole split on one
-    worker."""
+    Under ``ParameterServerStrategy`` (where each worker would take the next validation batch of its own
+    iterator, some images counted twice and others never) validation is Keras's "exact evaluation"
+    (``pss_evaluation_shards``; ignored under other strategies), each shard of the validation split evaluated
+    whole by one worker, so that every image counts once. tf.data shards it by file whatever the dataset's
+    sharding option says, and fails when there are fewer files than shards (docs/DESIGN.md §8): one shard, the
+    whole split on one worker."""
     h = run.hyper
     aux = bool(models.aux_scopes(run.model))
     model = modern.build(run.model, run.num_classes, input_shape=(run.image_size, run.image_size, 3),
@@ -386,7 +386,7 @@ def compiled_model(run, decay_steps, steps_per_execution=1, evaluation_shards=0)
     model.compile(optimizer=optimizer, loss=SmoothedCrossEntropy(run.num_classes, h.label_smoothing),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                   steps_per_execution=steps_per_execution,
-                  pss_evaluation_shards=evaluation_shards)
+                  pss_evaluation_shards=1)
     optimizer.build(trained)  # its slots and averages now: BackupAndRestore and continued() restore into them
     return model
 
@@ -411,13 +411,13 @@ def recipe_optimizer(model):
     return getattr(model.optimizer, "inner_optimizer", model.optimizer)
 
 
-def training_model(run, start, steps_per_epoch, decay_steps, executed, init_from, evaluation_shards=0):
+def training_model(run, start, steps_per_epoch, decay_steps, executed, init_from):
     """``(model, initial_epoch, start)`` under the strategy: a new compiled model, which takes a complete run's
     weights and optimizer state from last.keras when it is continued with a larger --epochs, its first weights
     from ``init_from`` when it starts at step 0, or else is restored by BackupAndRestore when there is a backup."""
     done_epochs = len(run.epochs)
     with strategy().scope():
-        model = compiled_model(run, decay_steps, executed, evaluation_shards)
+        model = compiled_model(run, decay_steps, executed)
         if start == 0 and done_epochs and os.path.exists(run.path(MODERN_LAST)):
             continued(model, run.path(MODERN_LAST), run.hyper, decay_steps)
             return model, done_epochs, run.resume_at(done_epochs * steps_per_epoch)
@@ -583,8 +583,7 @@ def train(run, records_dir, progress=True, init_from=None):
     decay_steps = recipe.decay_steps(h, flowio.num_examples(records_dir, "train"))
     distribute = strategy()
     ps = coordinated(distribute)
-    model, initial_epoch, start = training_model(run, start, steps_per_epoch, decay_steps, executed, init_from,
-                                                 evaluation_shards=1 if ps else 0)
+    model, initial_epoch, start = training_model(run, start, steps_per_epoch, decay_steps, executed, init_from)
     train_data, val_data = inputs(run, records_dir, start, coordinated=ps)
     run.distribute = {"strategy": STRATEGY_NAMES.get(type(distribute), "default"),
                       "replicas": distribute.num_replicas_in_sync}

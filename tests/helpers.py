@@ -459,3 +459,30 @@ def free_ports(count):
     for s in sockets:
         s.close()
     return ports
+
+
+def session_steps(run, cases, initial):
+    """``{case: {name: array, "loss": loss}}``: one plain-Session step of ``run``'s legacy training graph on each
+    of ``cases`` (``{case: (images, labels, clones)}``, model_deploy's clones on the CPU), every one from the
+    weights ``initial["values"]``. Without them, the first case's graph's own initial weights become them (and
+    are saved to ``initial["checkpoint"]``, a TF1 checkpoint prefix, when it is given)."""
+    from legacy import train
+    from legacy.slim_compat import tf
+    results = {}
+    for case, (images, labels, clones) in cases.items():
+        graph = tf.Graph()
+        with graph.as_default():
+            _, _, _, train_op = train.training_graph(run, tf.constant(images), tf.constant(labels), decay_steps=1000,
+                                                     deployment=train.deployment_config(clones, clone_on_cpu=True))
+            variables = {v.op.name: v for v in tf.global_variables() if v.op.name != "global_step"}
+            with tf.Session(graph=graph) as sess:
+                sess.run(tf.global_variables_initializer())
+                if "values" not in initial:
+                    initial["values"] = sess.run(variables)
+                    if "checkpoint" in initial:
+                        tf.train.Saver(tf.model_variables()).save(sess, initial["checkpoint"], write_meta_graph=False)
+                for name, variable in variables.items():
+                    variable.load(initial["values"][name], sess)
+                loss = sess.run(train_op)
+                results[case] = {**sess.run(variables), "loss": loss}
+    return results

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import QUIET_TF, REPO, clone_run, train_run
+from helpers import QUIET_TF, REPO, clone_run, session_steps, train_run
 
 BOUND = 1e-4  # the issue's: weights and loss of two clones within 1e-4 of the single-process step
 
@@ -32,31 +32,15 @@ def batch(tiny, tmp_path_factory):
 def legacy_steps(model, batch_path):
     """``{case/name: array}`` as tests/clone_steps.py writes for modern: ``clones`` (two clones on CPU:0, slim's
     ``clone_on_cpu``), ``whole``, ``first``, ``second`` and ``initial``."""
-    from legacy import train
-    from legacy.slim_compat import tf
     data = np.load(batch_path)
     images, labels = data["images"], data["labels"]
     half = len(images) // 2
-    run = clone_run("legacy", model, len(images))
-    results, first = {}, None
-    for case, clones, x, y in (("clones", 2, images, labels), ("whole", 1, images, labels),
-                               ("first", 1, images[:half], labels[:half]),
-                               ("second", 1, images[half:], labels[half:])):
-        graph = tf.Graph()
-        with graph.as_default():
-            _, _, _, train_op = train.training_graph(run, tf.constant(x), tf.constant(y), decay_steps=1000,
-                                                     deployment=train.deployment_config(clones, clone_on_cpu=True))
-            variables = {v.op.name: v for v in tf.global_variables() if v.op.name != "global_step"}
-            with tf.Session(graph=graph) as sess:
-                sess.run(tf.global_variables_initializer())
-                if first is None:
-                    first = sess.run(variables)
-                    results.update({f"initial/{n}": v for n, v in first.items()})
-                for name, variable in variables.items():
-                    variable.load(first[name], sess)
-                results[f"{case}/loss"] = sess.run(train_op)
-                results.update({f"{case}/{n}": v for n, v in sess.run(variables).items()})
-    return results
+    initial = {}
+    steps = session_steps(clone_run("legacy", model, len(images)), {
+        "clones": (images, labels, 2), "whole": (images, labels, 1), "first": (images[:half], labels[:half], 1),
+        "second": (images[half:], labels[half:], 1)}, initial)
+    return {**{f"initial/{n}": v for n, v in initial["values"].items()},
+            **{f"{case}/{n}": v for case, values in steps.items() for n, v in values.items()}}
 
 
 def modern_steps(model, batch_path, tmp_path):
