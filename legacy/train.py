@@ -626,7 +626,7 @@ def session(graph, ops, run, start, init_from, epochs_done):
     config = replica_config(replicas, run.hyper.precision)
     ready(replicas, [("ps", i) for i in range(replicas.ps_tasks)] + ([] if replicas.chief else replicas.workers[:1]))
     shared = ops.replicas
-    coordinator = tf.train.Coordinator()
+    coordinator, threads = tf.train.Coordinator(), []
     with peer_errors(replicas):
         if replicas.chief:
             sess = tf.Session(replicas.server.target, graph=graph, config=config)
@@ -649,7 +649,7 @@ def session(graph, ops, run, start, init_from, epochs_done):
                     savers.start(ops, run, start, init_from)
                     if shared.sync is not None:
                         sess.run([shared.local_init, shared.init_tokens])
-                        shared.queue_runner.create_threads(sess, coord=coordinator, daemon=True, start=True)
+                        threads = shared.queue_runner.create_threads(sess, coord=coordinator, daemon=True, start=True)
                     sess.run(shared.publish["op"], {shared.publish["epochs"]: epochs_done})
                 elif replicas.sync:  # (no ``:=`` in legacy/: tf_upgrade_v2's parser, pasta, fails on it)
                     chief_step = int(sess.run(ops.global_step))
@@ -663,6 +663,14 @@ def session(graph, ops, run, start, init_from, epochs_done):
         sess.close()
     finally:
         coordinator.request_stop()
+        if threads:
+            # the chief's queue runner may be blocked in a step that waits for a dead worker's gradient: closing the
+            # Session cancels it. A daemon thread still inside TensorFlow when Python exits is ended by the
+            # interpreter through TensorFlow's C++, which aborted the process ("FATAL: exception not rethrown",
+            # exit status -6 after the one-line error: once in five runs of tests/test_replicas.py)
+            sess.close()
+            for thread in threads:
+                thread.join(replicas.timeout)
 
 
 def replica_config(replicas, precision=None):
