@@ -609,9 +609,19 @@ def train(run, records_dir, progress=True, init_from=None):
         raise UserError(f"{peer} stopped answering, and {advice}") from None
     if multi_worker:
         model.save_weights(run.path(MODERN_FINAL))
-    if run.chief_folder is None and os.path.isdir(backup) and not os.listdir(backup):
-        os.rmdir(backup)  # what a multi-worker BackupAndRestore leaves (the chief's own: only the chief removes it)
+    remove_empty(backup)
     return model
+
+
+def remove_empty(backup):
+    """Remove the ``backup`` folder a finished ``fit`` leaves empty. BackupAndRestore removes what it wrote: the
+    chief its ``chief`` folder (at the end of ``fit``), each other worker of a cluster its ``workertemp_<i>`` (after
+    each backup), in no set order between the workers; so each worker tries, and the last one done removes it."""
+    if os.path.isdir(backup) and not os.listdir(backup):
+        try:
+            os.rmdir(backup)
+        except FileNotFoundError:  # another worker removed it between the two
+            pass
 
 
 # What a collective or an RPC raises when a peer dies or stops answering: a reset connection (Unavailable), the
