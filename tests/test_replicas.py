@@ -397,10 +397,10 @@ def test_parameter_server_strategy_goes_on_without_a_dead_worker_rejoins_it_and_
     assert steps[:2] == [9, 18] and all(9 <= b - a <= 10 for a, b in zip(steps, steps[1:])), steps
     losses = [e["loss"] for e in resumed["epochs"]]
     print(f"loss: the first ten epochs' mean {np.mean(losses[:10]):.3f}, the last ten's {np.mean(losses[-10:]):.3f}")
-    # it learns (in three runs: the first ten epochs' mean 1.01-1.07, the last ten's 0.41-0.57; Adam at 0.003 left
-    # the net at the uniform guess, ln 3, in one run of three, as in two of three seeds in one process); the steps
-    # are not deterministic
-    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.3, losses
+    # it learns: in seven runs the first ten epochs' mean loss was 1.01-1.08, the last ten's 0.41-0.84; a net
+    # that does not learn stays at the uniform guess, ln 3 = 1.0986, in every epoch (Adam at 0.003 left it there in
+    # one run of three, as in two of three seeds in one process); the steps are not deterministic
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.15, losses
 
     # every validation image counted once (Keras's exact evaluation, one worker on the whole split): best.h5's
     # cross-entropy on the validation split, computed here in one process, is the val_loss the chief recorded
