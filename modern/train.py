@@ -40,6 +40,7 @@ Sections, in the same order as the twin: counters, input, devices, model and los
 Prediction and weight I/O are the twin modules ``weights.py``.
 """
 
+import errno
 import io
 import json
 import os
@@ -617,11 +618,11 @@ def remove_empty(backup):
     """Remove the ``backup`` folder a finished ``fit`` leaves empty. BackupAndRestore removes what it wrote: the
     chief its ``chief`` folder (at the end of ``fit``), each other worker of a cluster its ``workertemp_<i>`` (after
     each backup), in no set order between the workers; so each worker tries, and the last one done removes it."""
-    if os.path.isdir(backup) and not os.listdir(backup):
-        try:
-            os.rmdir(backup)
-        except FileNotFoundError:  # another worker removed it between the two
-            pass
+    try:
+        os.rmdir(backup)
+    except OSError as err:
+        if err.errno not in (errno.ENOENT, errno.ENOTEMPTY):  # gone already, or a worker's backup still in it
+            raise
 
 
 # What a collective or an RPC raises when a peer dies or stops answering: a reset connection (Unavailable), the

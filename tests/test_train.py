@@ -178,8 +178,8 @@ def test_use_model_reads_runs_latest_by_default_and_both_halves_answer_alike(run
 def test_bad_input_is_one_line_and_exit_2(tiny, tmp_path):
     assert_user_error(run_script("train.py", "--impl", "modern", "--model", "resnet_49", "--data", tiny[1]),
                       "unknown model 'resnet_49'", "jianshu_resnet_50")
-    # argparse's usage and error (an unknown half); without --data the scripts read the repository's data/, which
-    # `make demo` fills: a test of an error must not depend on it
+    # argparse's usage and error (an unknown half); without --data train.py reads ./tfrecords, which `make demo`
+    # writes: a test of an error must not depend on it
     unknown = run_script("train.py", "--impl", "keras4")
     assert unknown.returncode == 2 and "invalid choice: 'keras4'" in unknown.stderr, unknown.stderr
     # the recipe's flags, refused before TensorFlow starts
