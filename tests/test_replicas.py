@@ -352,8 +352,10 @@ def test_parameter_server_strategy_goes_on_without_a_dead_worker_rejoins_it_and_
         noticed = said.wait(f"train: {name('worker', 1)} is not answering; training goes on without it", chief)
         procs["worker", 1] = start("worker", 1, cluster, args(UNREACHED))  # the same command again
         said.wait(f"train: {name('worker', 1)} is back", chief)
-        # the restarted worker runs its share of the steps: as much CPU as worker 0 over six epochs, once the
-        # coordinator has sent it the functions and its dataset (two epochs)
+        # the restarted worker runs steps again: CPU over six epochs, once the coordinator has sent it the
+        # functions and its dataset (two epochs); the coordinator gives each step to whichever worker is free, so
+        # its share varies (0.45 to 1.9 times worker 0's CPU in runs so far), and a worker given no step uses none
+        # (0.00 s over 5 s, measured on a started worker no chief dispatched to)
         when_recorded(run_dir / "run.json", len(recorded_epochs(run_dir / "run.json")) + 2, chief)
         cpu = {task: cpu_seconds(procs[task]) for task in [("worker", 0), ("worker", 1)]}
         when_recorded(run_dir / "run.json", len(recorded_epochs(run_dir / "run.json")) + 6, chief)
@@ -378,7 +380,7 @@ def test_parameter_server_strategy_goes_on_without_a_dead_worker_rejoins_it_and_
     print(f"worker 1 killed: the chief said so {noticed - killed_at:.1f} s later; restarted, it ran"
           f" {cpu['worker', 1]:.2f} s of CPU over 6 epochs (worker 0: {cpu['worker', 0]:.2f} s); ps killed: the chief"
           f" stopped {took:.1f} s later")
-    assert cpu["worker", 1] > cpu["worker", 0] / 2, cpu
+    assert cpu["worker", 1] > cpu["worker", 0] / 10, cpu
     assert chief.returncode == 0, err2[-3000:]
     assert err.strip().splitlines() == [
         f"train.py: error: {name('ps', 0)} stopped answering, and every step reads and updates the variables on the"
