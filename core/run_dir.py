@@ -183,6 +183,15 @@ class Run:
                             " Keras SGD's momentum (not TF1's, which modern now uses); finish it with that version"
                             " of train.py, or pass --fresh")
 
+    def best_to_beat(self, done):
+        """The validation accuracy an epoch after the first ``done`` must exceed to be the best, as
+        ``record_epoch`` decides it; None when the best epoch is one this attempt runs again (a run resumed from a
+        backup older than its last recorded epoch), whose rerun is the best whatever its accuracy. A half's
+        best-checkpoint callback starts from it, so that best.h5 holds the weights of the epoch run.json names."""
+        if self.best is None or self.best["epoch"] > done:
+            return None
+        return self.best["val_accuracy"]
+
     def record_epoch(self, metrics):
         """Add one epoch's metrics to the record, update ``best``, save it and redraw the curves.
 

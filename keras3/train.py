@@ -326,14 +326,15 @@ class StepBackup(keras.callbacks.Callback):
             self.model.save_weights(tmp)
 
 
-def callbacks(run, records_dir, steps_per_epoch, decay_steps):
+def callbacks(run, records_dir, steps_per_epoch, decay_steps, done):
     """In the order they must run: best.h5 (with the averages swapped in and precise statistics, as validation
-    saw them), last.keras, TensorBoard, run.json, the backup."""
+    saw them), last.keras, TensorBoard, run.json, the backup; ``done``: the epochs complete before this
+    attempt's first step."""
     h = run.hyper
     averaged = [SwapAverages()] if h.moving_average_decay else []
     precise = [PreciseBatchNorm(statistics_data(run, records_dir, min(h.precise_bn_batches, steps_per_epoch)))
                ] if h.batch_norm_statistics == "precise" else []
-    return [SaveBest(run.path(KERAS3_BEST), run.best["val_accuracy"] if run.best else None), *averaged, *precise,
+    return [SaveBest(run.path(KERAS3_BEST), run.best_to_beat(done)), *averaged, *precise,
             SaveLast(run.path(KERAS3_LAST)), keras.callbacks.TensorBoard(run.path(LOGS), write_graph=False),
             RecordEpochs(run, h, decay_steps), StepBackup(run.path(KERAS3_BACKUP), h.save_every, steps_per_epoch)]
 
@@ -359,7 +360,7 @@ def train(run, records_dir, progress=True, init_from=None):
     fits = [(start // steps_per_epoch, steps_per_epoch - start % steps_per_epoch, start)]
     if start % steps_per_epoch:  # the rest of the interrupted epoch, then the others from the next one's start
         fits.append((start // steps_per_epoch + 1, steps_per_epoch, (start // steps_per_epoch + 1) * steps_per_epoch))
-    steps = callbacks(run, records_dir, steps_per_epoch, decay_steps)
+    steps = callbacks(run, records_dir, steps_per_epoch, decay_steps, start // steps_per_epoch)
     verbose = 1 if progress and sys.stdout.isatty() else 2
     validation = inputs(run, records_dir, 0, "validation")
     for epoch, steps_this_epoch, first in fits:

@@ -542,21 +542,21 @@ class LostWorkers(keras.callbacks.Callback):
         self.lost = cluster.report_lost(self.workers, self.tf_config, self.lost)
 
 
-def callbacks(run, steps_per_epoch, executed, records_dir):
+def callbacks(run, steps_per_epoch, executed, records_dir, done):
     """Saver (last, best), FileWriter, run.json and BackupAndRestore as callbacks, in the order they must run;
-    the moving averages swapped in and the BN statistics re-estimated before validation.
+    the moving averages swapped in and the BN statistics re-estimated before validation; ``done``: the epochs
+    complete before this attempt's first step (not ``fit``'s ``initial_epoch``, which BackupAndRestore sets).
 
     Under ``ParameterServerStrategy`` ``BackupAndRestore`` skips its batch hooks (tf_keras), so the backup is at
     each epoch's end alone (``--save-every`` does not apply), and ``LostWorkers`` reports the workers."""
     h = run.hyper
     ps = coordinated(strategy())
-    best = run.best["val_accuracy"] if run.best else None
     averaged = [SwapAverages()] if h.moving_average_decay else []
     precise = [PreciseBatchNorm(statistics_data(run, records_dir, min(h.precise_bn_batches, steps_per_epoch)))
                ] if h.batch_norm_statistics == "precise" else []
     return [
         AtomicCheckpoint(run.path(MODERN_BEST), monitor="val_accuracy", mode="max", save_best_only=True,
-                         save_weights_only=True, initial_value_threshold=best),
+                         save_weights_only=True, initial_value_threshold=run.best_to_beat(done)),
         *averaged,  # validation and best.h5 above see the averages; last.keras and the backup the raw weights
         *precise,
         AtomicCheckpoint(run.path(MODERN_LAST)),
@@ -594,7 +594,7 @@ def train(run, records_dir, progress=True, init_from=None):
         # wait for every step's result): one line an epoch
         model.fit(train_data, epochs=h.epochs, steps_per_epoch=steps_per_epoch, initial_epoch=initial_epoch,
                   validation_data=val_data, validation_steps=None if ps else val_steps,
-                  callbacks=callbacks(run, steps_per_epoch, executed, records_dir),
+                  callbacks=callbacks(run, steps_per_epoch, executed, records_dir, start // steps_per_epoch),
                   verbose=1 if progress and sys.stdout.isatty() and not ps else 2)
     except PEER_ERRORS as err:
         if ps:  # the coordinator reruns a lost worker's steps itself: what fails fit is a parameter server

@@ -44,6 +44,26 @@ def test_both_halves_record_the_same_hyper_parameters_and_preprocessing(runs):
     assert os.readlink(runs["modern"].parent / "latest") == "modern-run"
 
 
+def test_an_epoch_run_again_is_the_best_where_run_json_says_so_and_best_h5_starts_from_the_same_threshold(tmp_path):
+    """Killed after run.json recorded epoch 3 (the best) and before the backup of its end, a run resumes after
+    epoch 2: run.json takes the rerun of epoch 3 as the best whatever its accuracy, so modern's ModelCheckpoint
+    and keras3's SaveBest must start from no threshold (``best_to_beat``), or best.h5 keeps the first epoch 3's
+    weights while run.json names the rerun's (seen in the ParameterServerStrategy test: a validation loss of
+    best.h5 other than the one recorded)."""
+    from core.run_dir import Run
+    run = Run.in_memory("modern", "lenet5", 3, 32)
+    run.folder = str(tmp_path)
+    def epoch(n, accuracy):
+        return {"epoch": n, "step": 9 * n, "loss": 1.0, "accuracy": accuracy, "val_loss": 1.0,
+                "val_accuracy": accuracy}
+    assert run.best_to_beat(0) is None
+    assert [run.record_epoch(epoch(n, a)) for n, a in [(1, 0.5), (2, 0.25), (3, 0.75)]] == [True, False, True]
+    assert (run.best_to_beat(2), run.best_to_beat(3), run.best_to_beat(4)) == (None, 0.75, 0.75)
+    assert run.record_epoch(epoch(3, 0.5))  # the rerun, worse than the first epoch 3: the best all the same
+    assert run.best == {"epoch": 3, "val_accuracy": 0.5} and len(run.epochs) == 3
+    assert run.best_to_beat(3) == 0.5 and not run.record_epoch(epoch(4, 0.5)) and run.record_epoch(epoch(5, 0.75))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("impl", IMPLS)
 def test_rerunning_a_complete_run_says_so_and_changes_nothing(runs, tiny, impl):
