@@ -451,13 +451,27 @@ def clone_run(impl, model, batch_size):
 
 
 def free_ports(count):
-    """``count`` TCP ports of 127.0.0.1 free a moment ago (a cluster's addresses in TF_CONFIG)."""
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
+    """``count`` TCP ports of 127.0.0.1 free a moment ago (a cluster's addresses in TF_CONFIG), below Linux's
+    ephemeral range (``ip_local_port_range``, 32768 up here): a port the kernel hands out for binding to port 0
+    is also one it hands out as the source port of an outgoing connection (a gRPC channel, a reachability probe),
+    which could take it before the task meant to serve there binds it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except OSError:  # not Linux: the kernel's choice
+        low = None
+    rng = np.random.default_rng()  # unseeded: two test processes of pytest-xdist pick apart
+    ports = []
+    while len(ports) < count:
+        port = int(rng.integers(max(1024, low - 12_000), low)) if low else 0
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:  # in use (or lingering in TIME_WAIT): another
+                continue
+            port = s.getsockname()[1]
+        if port not in ports:
+            ports.append(port)
     return ports
 
 

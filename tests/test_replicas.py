@@ -103,9 +103,11 @@ def weights(run_dir, kind="last"):
 def when_recorded(run_json, epochs, proc):
     """Wait until ``run_json`` records ``epochs`` epochs (or ``proc`` ends)."""
     deadline = time.time() + TIMEOUT
-    while time.time() < deadline and proc.poll() is None:
+    while time.time() < deadline:
         if run_json.exists() and len(json.loads(run_json.read_text())["epochs"]) >= epochs:
             return
+        if proc.poll() is not None:
+            break
         time.sleep(0.05)
     proc.kill()
     raise AssertionError(f"{run_json} never recorded {epochs} epochs: {proc.communicate()[1][-3000:]}")
@@ -283,7 +285,8 @@ def test_asynchronous_replicas_go_on_without_a_dead_worker_rejoin_it_and_stop_wi
           f" the workers stopped {took:.1f} s later")
     assert rejoined > restarted_at + 1
     said = [line for line in out.splitlines() if line.startswith(f"train: {cluster.name('worker', 1)}")]
-    assert said == [f"train: {cluster.name('worker', 1)} is not answering; training goes on without it",
+    # the last two: a worker 1 whose server came up after the chief's first epoch end was lost and back already
+    assert said[-2:] == [f"train: {cluster.name('worker', 1)} is not answering; training goes on without it",
                     f"train: {cluster.name('worker', 1)} is back"], out
     assert (code, code1) == (2, 2) and took < 60, (code, code1, took, err[-3000:], err1[-3000:])
     for lines in (err, err1):
@@ -292,8 +295,10 @@ def test_asynchronous_replicas_go_on_without_a_dead_worker_rejoin_it_and_stop_wi
     assert stopped["state"] == "running" and restarted_at < len(stopped["epochs"]) < UNREACHED
     assert stopped["distribute"] == {"strategy": "asynchronous", "replicas": 2, "ps_tasks": 1}
 
-    # the three commands again, to the epochs the run ends with: it resumes from the chief's last checkpoint
-    epochs = max(epochs, len(stopped["epochs"]) + 20)
+    # the three commands again, to the epochs the run ends with: it resumes from the chief's last checkpoint, and
+    # trains long enough (at least 60 epochs, 12 s) for worker 1, started with it, to find it (it waits for the
+    # chief, up to --peer-timeout, and the chief does not wait for it)
+    epochs = max(epochs, len(stopped["epochs"]) + 60)
     train(tmp_path, async_args(tiny[1], run_dir, epochs))
     resumed = json.loads((run_dir / "run.json").read_text())
     assert resumed["state"] == "complete" and resumed["resumed_from_steps"][-1] >= stopped["epochs"][-2]["step"]
@@ -392,11 +397,13 @@ def test_parameter_server_strategy_goes_on_without_a_dead_worker_rejoins_it_and_
     resumed = json.loads((run_dir / "run.json").read_text())
     steps = [e["step"] for e in resumed["epochs"]]
     # from the last epoch's backup (the chief backs up at each epoch's end, after run.json)
+    # 36 images, batches of 4: an epoch is 9 steps of any worker, two a call (steps_per_execution); the steps of a
+    # call the killed worker had applied but not returned run again on another (the coordinator's retry), so an
+    # epoch of the kill may count one or two more. The backup resumes at its epoch's end, 9 steps an epoch
+    # (modern.train.backed_up_step), whatever the retries added to the optimizer's step
     assert resumed["state"] == "complete" and resumed["resumed_from_steps"][-1] in (
-        stopped["epochs"][-1]["step"], stopped["epochs"][-2]["step"]), resumed["resumed_from_steps"]
-    # 36 images, batches of 4: an epoch is 9 steps of any worker; a step the killed worker had applied but not
-    # returned runs again on another (the coordinator's retry), so an epoch of the kill may count one more
-    assert steps[:2] == [9, 18] and all(9 <= b - a <= 10 for a, b in zip(steps, steps[1:])), steps
+        9 * stopped["epochs"][-1]["epoch"], 9 * stopped["epochs"][-2]["epoch"]), resumed["resumed_from_steps"]
+    assert steps[:2] == [9, 18] and all(9 <= b - a <= 11 for a, b in zip(steps, steps[1:])), steps
     losses = [e["loss"] for e in resumed["epochs"]]
     print(f"loss: the first ten epochs' mean {np.mean(losses[:10]):.3f}, the last ten's {np.mean(losses[-10:]):.3f}")
     # it learns: in seven runs the first ten epochs' mean loss was 1.01-1.08, the last ten's 0.41-0.84; a net
