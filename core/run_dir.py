@@ -187,10 +187,16 @@ class Run:
         """The validation accuracy an epoch after the first ``done`` must exceed to be the best, as
         ``record_epoch`` decides it; None when the best epoch is one this attempt runs again (a run resumed from a
         backup older than its last recorded epoch), whose rerun is the best whatever its accuracy. A half's
-        best-checkpoint callback starts from it, so that best.h5 holds the weights of the epoch run.json names."""
-        if self.best is None or self.best["epoch"] > done:
+        best-checkpoint callback starts from it, so that best.h5 holds the weights of the epoch run.json names.
+
+        On a cluster's other workers (``chief_folder`` set) the chief's record decides: Keras's callback saves on
+        every worker (there to a scratch file), and reading a variable synchronised on read (BN's moving
+        statistics) takes every worker, so all must save at the same epochs as the chief."""
+        chief = Run.read(self.chief_folder) if self.chief_folder else None
+        best = (chief or self).best
+        if best is None or best["epoch"] > done:
             return None
-        return self.best["val_accuracy"]
+        return best["val_accuracy"]
 
     def record_epoch(self, metrics):
         """Add one epoch's metrics to the record, update ``best``, save it and redraw the curves.

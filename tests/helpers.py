@@ -458,12 +458,13 @@ def free_ports(count):
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
             low = int(f.read().split()[0])
-    except OSError:  # not Linux: the kernel's choice
-        low = None
+    except OSError:  # not Linux
+        low = 0
     rng = np.random.default_rng()  # unseeded: two test processes of pytest-xdist pick apart
     ports = []
     while len(ports) < count:
-        port = int(rng.integers(max(1024, low - 12_000), low)) if low else 0
+        # no room below the range (or not Linux): the kernel's choice
+        port = int(rng.integers(max(1024, low - 12_000), low)) if low > 2048 else 0
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))

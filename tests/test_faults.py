@@ -215,7 +215,7 @@ def test_training_killed_at_seeded_moments_resumes_each_time_and_ends_as_an_unin
     shutil.rmtree(run_dir)
 
 
-def backup_step(impl, run_dir):
+def backup_step(impl, run_dir, steps_per_epoch):
     """The step of a modern or keras3 run's backup alone (0 when there is none, -1 while it is being written)."""
     try:
         if impl == "keras3":
@@ -225,7 +225,7 @@ def backup_step(impl, run_dir):
             with h5py.File(run_dir / "backup.weights.h5", "r") as f:
                 return int(f["optimizer/vars/0"][()])
         from modern.train import backed_up_step
-        return backed_up_step(run_dir / "backup", STEPS_PER_EPOCH)
+        return backed_up_step(run_dir / "backup", steps_per_epoch)
     except Exception:  # noqa: BLE001 -- being written right now: try again
         return -1
 
@@ -238,23 +238,24 @@ def test_the_best_epoch_run_again_and_worse_is_the_best_h5_that_run_json_names(t
     best.h5 must then hold the rerun's weights (``Run.best_to_beat``). Deterministic steps give a rerun its first
     run's accuracy, so the first epoch 2 is written into run.json as one no rerun beats (val_accuracy 1.0), as
     ParameterServerStrategy's asynchronous steps can give; before the fix best.h5 kept epoch 1's weights."""
-    records, run_dir = tiny[1], tmp_path / "run"
+    records, run_dir, steps = tiny[1], tmp_path / "run", 36  # batches of one: the kill has an epoch of 36 steps
     # no label smoothing or weight decay: the recorded val_loss is the cross-entropy alone, computed again below
-    args = ["--model", "lenet5", "--save-every", STEPS_PER_EPOCH, "--label-smoothing", 0, "--weight-decay", 0]
+    args = ["--model", "lenet5", "--batch-size", 1, "--save-every", steps, "--label-smoothing", 0, "--weight-decay", 0]
     proc = subprocess.Popen(script("train.py", *train_args(impl, records, run_dir, *args, epochs=3)),
                             env={**os.environ, **QUIET_TF}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    kill_when(proc, lambda: backup_step(impl, run_dir) >= STEPS_PER_EPOCH, 0.0, "the backup of epoch 1's end")
-    assert backup_step(impl, run_dir) == STEPS_PER_EPOCH, "killed after epoch 2's backup: nothing to test"
+    kill_when(proc, lambda: backup_step(impl, run_dir, steps) >= steps, 0.0, "the backup of epoch 1's end")
     record = read_run(run_dir)
+    # in epoch 2: a first epoch 2 recorded already would be in best.h5, which its deterministic rerun equals
+    assert backup_step(impl, run_dir, steps) == steps and len(record["epochs"]) == 1, "killed too late"
     first = record["epochs"][0]
-    record["epochs"] = [first, {**first, "epoch": 2, "step": 2 * STEPS_PER_EPOCH, "val_accuracy": 1.0}]
+    record["epochs"] = [first, {**first, "epoch": 2, "step": 2 * steps, "val_accuracy": 1.0}]
     record["best"] = {"epoch": 2, "val_accuracy": 1.0}
     (run_dir / "run.json").write_text(json.dumps(record))
 
     resumed = train_run(impl, records, run_dir, *args, epochs=3)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     run = read_run(run_dir)
-    assert run["resumed_from_steps"] == [STEPS_PER_EPOCH] and run["epochs"][1]["val_accuracy"] < 1.0, run
+    assert run["resumed_from_steps"] == [steps] and run["epochs"][1]["val_accuracy"] < 1.0, run
     assert run["best"]["epoch"] >= 2, run["best"]
     # best.h5's cross-entropy on the validation split, computed here, is the val_loss recorded for the best epoch
     from core.run_dir import Run

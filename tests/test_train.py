@@ -48,8 +48,8 @@ def test_an_epoch_run_again_is_the_best_where_run_json_says_so_and_best_h5_start
     """Killed after run.json recorded epoch 3 (the best) and before the backup of its end, a run resumes after
     epoch 2: run.json takes the rerun of epoch 3 as the best whatever its accuracy, so modern's ModelCheckpoint
     and keras3's SaveBest must start from no threshold (``best_to_beat``), or best.h5 keeps the first epoch 3's
-    weights while run.json names the rerun's (seen in the ParameterServerStrategy test: a validation loss of
-    best.h5 other than the one recorded)."""
+    weights while run.json names the rerun's (tests/test_faults.py trains it in both halves). On a cluster's
+    other workers the chief's record decides, since every worker saves when the chief does."""
     from core.run_dir import Run
     run = Run.in_memory("modern", "lenet5", 3, 32)
     run.folder = str(tmp_path)
@@ -62,6 +62,10 @@ def test_an_epoch_run_again_is_the_best_where_run_json_says_so_and_best_h5_start
     assert run.record_epoch(epoch(3, 0.5))  # the rerun, worse than the first epoch 3: the best all the same
     assert run.best == {"epoch": 3, "val_accuracy": 0.5} and len(run.epochs) == 3
     assert run.best_to_beat(3) == 0.5 and not run.record_epoch(epoch(4, 0.5)) and run.record_epoch(epoch(5, 0.75))
+    # a cluster's other worker, whose scratch copy of the run has no best: the chief's record (its folder) decides
+    worker = Run.in_memory("modern", "lenet5", 3, 32)
+    worker.folder, worker.chief_folder = str(tmp_path / "worker"), str(tmp_path)
+    assert worker.best is None and (worker.best_to_beat(5), worker.best_to_beat(4)) == (0.75, None)
 
 
 @pytest.mark.slow
