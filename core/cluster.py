@@ -56,11 +56,13 @@ def lost(message, tf_config=None):
     return names(named, tf_config)
 
 
-def unreachable(tf_config=None, timeout=2.0, tasks=None):
+def unreachable(tf_config=None, timeout=2.0, tasks=None, prefer=None):
     """``task_name`` words of the peers (or of ``tasks``, ``[(job, index)]``) that accept no TCP connection at
-    their ``TF_CONFIG`` address (a task whose process never started, or died), joined by " and "."""
+    their ``TF_CONFIG`` address (a task whose process never started, or died), joined by " and "; with ``prefer``
+    (a job), only that job's among them when there are any (a dead ps, which the other workers stopped on)."""
     tf_config = config() if tf_config is None else tf_config
-    return names(refusing(tf_config, timeout, tasks), tf_config)
+    missing = refusing(tf_config, timeout, tasks)
+    return names([task for task in missing if task[0] == prefer] or missing, tf_config)
 
 
 def names(tasks, tf_config):

@@ -703,10 +703,7 @@ def peer_errors(replicas):
             tf.errors.CancelledError) as err:
         if replicas is None:
             raise
-        # a message naming no task: a dead ps first, which the other workers may have stopped on already
-        ps = [("ps", i) for i in range(replicas.ps_tasks)]
-        peer = (cluster.lost(err.message, replicas.tf_config) or cluster.unreachable(replicas.tf_config, tasks=ps)
-                or cluster.unreachable(replicas.tf_config))
+        peer = cluster.lost(err.message, replicas.tf_config) or cluster.unreachable(replicas.tf_config, prefer="ps")
         if peer:
             raise UserError(lost_peer(peer)) from None
         if isinstance(err, tf.errors.DeadlineExceededError):

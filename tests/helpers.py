@@ -381,6 +381,21 @@ def best_values(run_dir):
     return checkpoints.read(str(run_dir), Run.read(run_dir).model)[0]
 
 
+def best_cross_entropy(run_dir, records):
+    """``(mean cross-entropy, examples)`` of a modern or keras3 run's best.h5 on the validation split of
+    ``records``, computed here in float64 from its logits (what a run records as val_loss when it trains without
+    label smoothing or weight decay)."""
+    from core.run_dir import Run
+    from modern.weights import Predictor
+    import flowio
+    run = Run.read(run_dir)
+    batches = flowio.dataset(records, "validation", run.image_size, 4).as_numpy_iterator()
+    images, labels = (np.concatenate(a) for a in zip(*batches))
+    logits = Predictor(run)(images).astype(np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return float(np.mean(np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(len(labels)), labels])), len(labels)
+
+
 def max_relative_error(got, reference):
     return float(np.max(np.abs(got - reference)) / np.max(np.abs(reference)))
 

@@ -123,7 +123,7 @@ ERROR = ("Collective ops is aborted by: ... The error could be from a previous o
 def test_a_tensorflow_error_names_the_peers_of_tf_config_it_mentions():
     from core import cluster
     listening = socket.create_server(("127.0.0.1", 0))
-    alive, dead = f"127.0.0.1:{listening.getsockname()[1]}", f"127.0.0.1:{free_ports(1)[0]}"
+    alive, (dead, dead_ps) = f"127.0.0.1:{listening.getsockname()[1]}", (f"127.0.0.1:{p}" for p in free_ports(2))
     tf_config = {"cluster": {"chief": [alive], "worker": [dead, alive]}, "task": {"type": "worker", "index": 0}}
     with listening:
         assert cluster.lost(ERROR, tf_config) == f"worker 1 ({alive})"  # not this task's own device
@@ -134,6 +134,12 @@ def test_a_tensorflow_error_names_the_peers_of_tf_config_it_mentions():
         assert cluster.lost(ERROR, tf_config) == f"worker 1 ({alive}) and worker 0 ({dead})"
         assert cluster.unreachable(tf_config) == f"worker 0 ({dead})"
         assert cluster.lost(ERROR, {}) == ""  # an explicit empty TF_CONFIG is not the environment's
+        # a parameter-server cluster: with prefer="ps", a dead ps alone (the workers that stopped on it aside)
+        tf_config["cluster"]["ps"] = [dead_ps]
+        assert cluster.unreachable(tf_config) == f"worker 0 ({dead}) and ps 0 ({dead_ps})"
+        assert cluster.unreachable(tf_config, prefer="ps") == f"ps 0 ({dead_ps})"
+        tf_config["cluster"]["ps"] = [alive]
+        assert cluster.unreachable(tf_config, prefer="ps") == f"worker 0 ({dead})"
 
 FAULT_EPOCHS = 3
 

@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import (BATCH, IMPLS, KERAS3_BACKENDS, QUIET_TF, assert_user_error, best_values, kill_when, pattern,
-                     processes_naming, read_run, run_script, save, script, train_args, train_run, tree_bytes)
+from helpers import (BATCH, IMPLS, KERAS3_BACKENDS, QUIET_TF, assert_user_error, best_cross_entropy, best_values,
+                     kill_when, pattern, processes_naming, read_run, run_script, save, script, train_args, train_run,
+                     tree_bytes)
 
 SEED = 20261123
 KILLS = 5
@@ -106,19 +107,32 @@ def saved_step(impl, run_dir):
         if not state.exists():
             return 0
         return int(state.read_text().split('"')[1].rsplit("-", 1)[1])
-    if impl == "keras3":  # its backup: Keras 3's weights file, whose optimizer/vars/0 is iterations
+    step = backup_step(impl, run_dir, STEPS_PER_EPOCH)
+    if impl == "keras3":  # no backup (yet, or any more: the run ended), or one being renamed in right now
+        return step if step > 0 else len(read_run(run_dir)["epochs"]) * STEPS_PER_EPOCH
+    if step < 0:  # modern: being written right now: try again
+        return 0
+    return step or (len(read_run(run_dir)["epochs"]) * STEPS_PER_EPOCH if (run_dir / "last.keras").exists() else 0)
+
+
+def backup_step(impl, run_dir, steps_per_epoch):
+    """The step a modern or keras3 run's backup alone holds (0 when there is none, -1 while it is being written):
+    keras3's weights file, whose optimizer/vars/0 is iterations; modern's BackupAndRestore checkpoint, read as
+    train.py reads it."""
+    if impl == "keras3":
         import h5py
+        if not (run_dir / "backup.weights.h5").exists():
+            return 0
         try:
             with h5py.File(run_dir / "backup.weights.h5", "r") as f:
                 return int(f["optimizer/vars/0"][()])
-        except (OSError, KeyError):  # none (yet, or any more: the run ended), or being renamed in right now
-            return len(read_run(run_dir)["epochs"]) * STEPS_PER_EPOCH
-    try:  # modern: BackupAndRestore's own checkpoint, read as train.py reads it, else the epochs last.keras has
+        except (OSError, KeyError):  # gone or being renamed in between
+            return -1
+    try:
         from modern.train import backed_up_step
-        step = backed_up_step(run_dir / "backup", STEPS_PER_EPOCH)
+        return backed_up_step(run_dir / "backup", steps_per_epoch)
     except Exception:  # noqa: BLE001 -- being written right now: try again
-        return 0
-    return step or (len(read_run(run_dir)["epochs"]) * STEPS_PER_EPOCH if (run_dir / "last.keras").exists() else 0)
+        return -1
 
 
 def test_a_legacy_checkpoint_the_state_does_not_list_is_removed_when_the_folder_is_reopened(tmp_path):
@@ -215,21 +229,6 @@ def test_training_killed_at_seeded_moments_resumes_each_time_and_ends_as_an_unin
     shutil.rmtree(run_dir)
 
 
-def backup_step(impl, run_dir, steps_per_epoch):
-    """The step of a modern or keras3 run's backup alone (0 when there is none, -1 while it is being written)."""
-    try:
-        if impl == "keras3":
-            import h5py
-            if not (run_dir / "backup.weights.h5").exists():
-                return 0
-            with h5py.File(run_dir / "backup.weights.h5", "r") as f:
-                return int(f["optimizer/vars/0"][()])
-        from modern.train import backed_up_step
-        return backed_up_step(run_dir / "backup", steps_per_epoch)
-    except Exception:  # noqa: BLE001 -- being written right now: try again
-        return -1
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("impl", ["modern", "keras3"])
 def test_the_best_epoch_run_again_and_worse_is_the_best_h5_that_run_json_names(tiny, tmp_path, impl):
@@ -258,16 +257,9 @@ def test_the_best_epoch_run_again_and_worse_is_the_best_h5_that_run_json_names(t
     assert run["resumed_from_steps"] == [steps] and run["epochs"][1]["val_accuracy"] < 1.0, run
     assert run["best"]["epoch"] >= 2, run["best"]
     # best.h5's cross-entropy on the validation split, computed here, is the val_loss recorded for the best epoch
-    from core.run_dir import Run
-    from modern.weights import Predictor
-    import flowio
-    batches = flowio.dataset(records, "validation", 32, 4).as_numpy_iterator()
-    images, labels = (np.concatenate(a) for a in zip(*batches))
-    logits = Predictor(Run.read(run_dir))(images).astype(np.float64)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    cross_entropy = np.mean(np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(len(labels)), labels])
+    cross_entropy, examples = best_cross_entropy(run_dir, records)
     best = run["epochs"][run["best"]["epoch"] - 1]
-    assert abs(cross_entropy - best["val_loss"]) < 1e-4, (cross_entropy, best)
+    assert examples == 12 and abs(cross_entropy - best["val_loss"]) < 1e-4, (cross_entropy, best)
 
 
 # --- a full disk ----------------------------------------------------------------------------------------

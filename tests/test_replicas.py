@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import CLONE_LR, QUIET_TF, REPO, clone_run, free_ports, session_steps, train_args, train_run
+from helpers import (CLONE_LR, QUIET_TF, REPO, best_cross_entropy, clone_run, free_ports, session_steps, train_args,
+                     train_run)
 
 TIMEOUT = 300
 EPOCHS = 4
@@ -413,15 +414,9 @@ def test_parameter_server_strategy_goes_on_without_a_dead_worker_rejoins_it_and_
 
     # every validation image counted once (Keras's exact evaluation, one worker on the whole split): best.h5's
     # cross-entropy on the validation split, computed here in one process, is the val_loss the chief recorded
-    from core.run_dir import Run
-    from modern.weights import Predictor
-    import flowio
-    images, labels = (np.concatenate(a) for a in zip(*flowio.dataset(tiny[1], "validation", 32, 4).as_numpy_iterator()))
-    logits = Predictor(Run.read(run_dir))(images).astype(np.float64)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    cross_entropy = np.mean(np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(len(labels)), labels])
+    cross_entropy, examples = best_cross_entropy(run_dir, tiny[1])
     best = resumed["epochs"][resumed["best"]["epoch"] - 1]
-    assert len(labels) == 12 and abs(cross_entropy - best["val_loss"]) < 1e-4, (cross_entropy, best)
+    assert examples == 12 and abs(cross_entropy - best["val_loss"]) < 1e-4, (cross_entropy, best)
 
 
 # --- what is refused, before a server starts -----------------------------------------------------------------
