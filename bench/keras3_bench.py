@@ -33,13 +33,15 @@ XLA_OPTIONS = "--xla_cpu_use_onednn=true --xla_cpu_experimental_onednn_fusion_ty
 NUM_CLASSES = 10
 
 
-def measure(half, model, batch, steps):
-    """``{train, infer, compile_s}`` of one half and model in this process (images/s, seconds)."""
+def measure(half, model, batch, steps, size=None):
+    """``{train, infer, compile_s}`` of one half and model at ``size`` (default: the model's) in this process
+    (images/s, seconds). A half ending in ``-jit`` compiles keras3's steps with XLA (``jit_compile=True``, which
+    Keras 3's ``"auto"`` leaves off on a TensorFlow CPU)."""
     sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(REPO / "bench"))
     from core import models
     from core.run_dir import Run
-    size = models.default_input_size(model)
+    size = models.default_input_size(model) if size is None else size
     run = Run.in_memory(half.split("-")[0], model, NUM_CLASSES, size, lr=0.01, learning_rate_decay_type="fixed",
                         batch_size=batch)
     if half == "legacy":
@@ -62,6 +64,8 @@ def measure(half, model, batch, steps):
     else:
         from keras3.train import compiled_model
         net = compiled_model(run, 1)
+        if half.endswith("-jit"):
+            net.jit_compile = True
         labels = tf.one_hot(labels, NUM_CLASSES)
     data = tf.data.Dataset.from_tensors((features, labels)).repeat().with_options(NO_AUTOTUNE_THREAD)
     pixels = tf.data.Dataset.from_tensors((features,)).repeat().with_options(NO_AUTOTUNE_THREAD)

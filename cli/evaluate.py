@@ -10,7 +10,7 @@ import argparse
 import json
 from functools import partial
 
-from core import halves, keras_backend, metrics
+from core import halves, keras_backend, kernels, metrics
 from core import run_dir as rd
 from core.errors import UserError, run_cli
 
@@ -32,6 +32,7 @@ def main(argv=None):
     if data is None:
         raise UserError(f"{run.folder} was converted, not trained, so it names no data; give --data")
     keras_backend.choose(args.keras_backend, run.impl)
+    kernels.choose("evaluate", "predict")
     from core.quiet import quiet_tensorflow
     quiet_tensorflow()
     import flowio

@@ -11,6 +11,7 @@ import argparse
 import os
 from functools import partial
 
+from core import kernels
 from core import run_dir as rd
 from core.errors import run_cli
 
@@ -24,6 +25,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     run = rd.resolve(args.run_dir)
+    kernels.choose("export", "predict")
     from core.quiet import quiet_tensorflow
     quiet_tensorflow()
     from modern.export import export

@@ -23,7 +23,7 @@ from functools import partial
 
 import numpy as np
 
-from core import halves, keras_backend, lite, metrics
+from core import halves, keras_backend, kernels, lite, metrics
 from core import run_dir as rd
 from core.errors import UserError, run_cli
 
@@ -91,6 +91,7 @@ def backend(args, run):
     if args.backend == "litert" or (args.backend == "auto" and lite.installed() and lite.current(run)):
         return "litert", lite.LitePredictor(tflite), load_image
     keras_backend.choose(args.keras_backend, run.impl)
+    kernels.choose("use_model", "predict")
     from core.quiet import quiet_tensorflow
     quiet_tensorflow()
     import flowio

@@ -93,11 +93,12 @@ class Run:
     export: dict | None = None
     evaluation: dict | None = None
     keras_backend: str | None = None  # keras3: the backend it trained on (any backend predicts from it)
+    kernels: dict | None = None  # the CPU kernels the last attempt trained on (core.kernels.record)
     # not saved: on a cluster's other workers, the chief's folder (their own is a scratch copy), where the
     # checkpoints every worker resumes from are
     chief_folder: str | None = field(default=None, compare=False)
 
-    _OPTIONAL = ("converted_from", "distribute", "export", "evaluation", "keras_backend")
+    _OPTIONAL = ("converted_from", "distribute", "export", "evaluation", "keras_backend", "kernels")
 
     @classmethod
     def read(cls, folder):
