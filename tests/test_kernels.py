@@ -158,27 +158,17 @@ GUARD = {
                     sess.run(step)
                     assert np.isfinite(sess.run(loss))
     """,
-    "modern": """
-        import numpy as np, modern, tf_keras as keras
-        for name, size in {families}.items():
+    # the Keras halves alike: modern on tf_keras, keras3 on Keras 3 (KERAS_BACKEND=tensorflow, set below)
+    **{half: f"""
+        import numpy as np, {half}, {package} as keras
+        for name, size in {{families}}.items():
             print(name, flush=True)
-            model = modern.build(name, 3, input_shape=(size, size, 3))
+            model = {half}.build(name, 3, input_shape=(size, size, 3))
             model.compile(keras.optimizers.SGD(0.01, momentum=0.9),
                           keras.losses.SparseCategoricalCrossentropy(from_logits=True))
             history = model.fit(np.random.rand(2, size, size, 3), np.array([0, 1]), verbose=0)
             assert np.isfinite(history.history["loss"][0])
-    """,
-    "keras3": """
-        import os; os.environ["KERAS_BACKEND"] = "tensorflow"
-        import numpy as np, keras, keras3
-        for name, size in {families}.items():
-            print(name, flush=True)
-            model = keras3.build(name, 3, input_shape=(size, size, 3))
-            model.compile(keras.optimizers.SGD(0.01, momentum=0.9),
-                          keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-            history = model.fit(np.random.rand(2, size, size, 3), np.array([0, 1]), verbose=0)
-            assert np.isfinite(history.history["loss"][0])
-    """,
+    """ for half, package in (("modern", "tf_keras"), ("keras3", "keras"))},
 }
 
 
@@ -188,7 +178,7 @@ def test_every_family_trains_a_step_on_onednn_at_avx2(half):
     """A process of its own: a segfault in oneDNN's rewrite (DESIGN §8) fails this test, naming the net, instead
     of killing the suite."""
     env = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2", "TF_USE_LEGACY_KERAS": "1",
-           kernels.VARIABLE: "1", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+           "KERAS_BACKEND": "tensorflow", kernels.VARIABLE: "1", "ONEDNN_MAX_CPU_ISA": "AVX2"}
     code = textwrap.dedent(GUARD[half]).format(families=FAMILIES)
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=900)
