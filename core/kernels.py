@@ -4,7 +4,7 @@ TensorFlow reads ``TF_ENABLE_ONEDNN_OPTS`` once, at its import (``IsMklEnabled``
 Unset, its Linux policy (``DefaultOneDnnPolicy``) switches oneDNN on only where the CPU has AVX512_VNNI,
 AVX512_BF16, AVX_VNNI or AMX (``TENSORFLOW_DEFAULT`` below): on AVX2-only CPUs (Intel up to Comet Lake, AMD Zen 1-3)
 and AVX-512 ones without VNNI (Skylake-SP) it runs Eigen's kernels, whose convolution gradients train 1.1-2.6x
-slower than oneDNN's at the same instructions, while both infer within 0.7-1.3x of each other (bench/kernels_bench.py;
+slower than oneDNN's at the same instructions, while both infer within 0.6-1.3x of each other (bench/kernels_bench.py;
 DESIGN §8 has the figures).
 
 ``choose(command, purpose)`` decides for the process from the CPU's flags, read from ``/proc/cpuinfo`` by
@@ -106,14 +106,14 @@ def decide(purpose, flags, cap=None, asked=None):
     with the caller's ``TF_ENABLE_ONEDNN_OPTS`` (None: unset). Pure: ``choose`` applies it."""
     if purpose not in PURPOSES:
         raise ValueError(f"purpose {purpose!r}: one of {PURPOSES}")
+    seen = None if flags is None else capped(flags, cap)
+    kind = None if flags is None else isa(seen) + (f" (ONEDNN_MAX_CPU_ISA={cap})" if seen != flags else "")
     if asked is not None:
         on = asked.strip().lower() in ("1", "true")
-        return Kernels(purpose, on, f"{VARIABLE}={asked} in the environment", asked=asked)
+        return Kernels(purpose, on, f"{VARIABLE}={asked} in the environment", kind, asked=asked)
     if flags is None:
         return Kernels(purpose, None, "TensorFlow's default (not Linux x86-64)")
     default = bool(flags & TENSORFLOW_DEFAULT)  # what TensorFlow does unless told: it reads the CPU as it is
-    seen = capped(flags, cap)
-    kind = isa(seen) + (f" (ONEDNN_MAX_CPU_ISA={cap})" if seen != flags else "")
     if purpose == "bfloat16":
         on, why = True, "bfloat16 on a CPU is oneDNN's"
     elif purpose == "train" and seen >= AVX2:
