@@ -32,12 +32,13 @@ def main(argv=None):
     if data is None:
         raise UserError(f"{run.folder} was converted, not trained, so it names no data; give --data")
     keras_backend.choose(args.keras_backend, run.impl)
-    kernels.choose("evaluate", "predict")
+    kernels.choose("predict")
     from core.quiet import quiet_tensorflow
     quiet_tensorflow()
     import flowio
     batches = flowio.labelled_batches(data, run.labels, run.image_size, recipe=run.preprocessing)
     predictor = halves.half(run.impl).Predictor(run)
+    kernels.say("evaluate")
     result = metrics.evaluate(run, predictor, batches, data)
     print(json.dumps(result, indent=2) if args.json else metrics.report(result, run.labels, run.folder))
     return 0

@@ -25,10 +25,11 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     run = rd.resolve(args.run_dir)
-    kernels.choose("export", "predict")
+    kernels.choose("predict")
     from core.quiet import quiet_tensorflow
     quiet_tensorflow()
     from modern.export import export
+    kernels.say("export")
     entry = export(run)
     size = os.path.getsize(run.path(entry["tflite"]))
     print(f"export: {run.folder}: {entry['tflite']} ({size / 2**20:.1f} MiB) and {entry['saved_model']}/ from"

@@ -210,7 +210,7 @@ def main(argv=None):
     keras_backend.choose(args.keras_backend, args.impl)
     # before TensorFlow is imported, which reads the choice once: validation, precise BN and the export run on it
     bfloat16 = "mixed_bfloat16" in (args.precision, recorded_precision(folder, args.fresh))
-    kernels.choose("train", "bfloat16" if bfloat16 else "train")
+    kernels.choose("bfloat16" if bfloat16 else "train")
     from core.quiet import quiet_tensorflow
     quiet_tensorflow()
     import flowio
@@ -236,11 +236,12 @@ def train(args, half, new, chief, init_from, chief_folder):
     with rd.training(new, fresh=args.fresh, chief=chief) as run:
         if not chief and not args.fresh:  # where a restarted cluster resumes from (--fresh: from nothing)
             run.chief_folder = os.path.abspath(chief_folder)
-        run.kernels = kernels.record()  # this attempt's
         if run.state == "complete":
             print(f"train: {run.folder} is already complete ({len(run.epochs)} epochs); pass a larger --epochs to"
                   " continue it, or --fresh to start over")
             return 0
+        run.kernels = kernels.record()  # this attempt's
+        kernels.say("train")  # the checks done: a user error before this stayed the only line
         with flowio.records_errors(args.data):
             half.train(run, args.data, progress=not args.quiet, init_from=init_from)
         run.complete()

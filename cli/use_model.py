@@ -91,11 +91,12 @@ def backend(args, run):
     if args.backend == "litert" or (args.backend == "auto" and lite.installed() and lite.current(run)):
         return "litert", lite.LitePredictor(tflite), load_image
     keras_backend.choose(args.keras_backend, run.impl)
-    kernels.choose("use_model", "predict")
+    kernels.choose("predict")
     from core.quiet import quiet_tensorflow
     quiet_tensorflow()
     import flowio
     model = halves.half(run.impl).Predictor(run)
+    kernels.say("use_model")
     return ("native" if args.backend == "native" else "tf", lambda images: metrics.softmax(model(images)),
             lambda path: flowio.preprocess(load_image(path), run.image_size, run.preprocessing).numpy())
 

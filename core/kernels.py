@@ -7,7 +7,7 @@ and AVX-512 ones without VNNI (Skylake-SP) it runs Eigen's kernels, whose convol
 slower than oneDNN's at the same instructions, while both infer within 0.6-1.3x of each other (bench/kernels_bench.py;
 DESIGN §8 has the figures).
 
-``choose(command, purpose)`` decides for the process from the CPU's flags, read from ``/proc/cpuinfo`` by
+``choose(purpose)`` decides for the process from the CPU's flags, read from ``/proc/cpuinfo`` by
 ``cpu_flags()`` (the one function the tests replace):
 
 * ``train`` (train.py, whose validation, precise BN and end-of-run export run in the same process, on the same
@@ -16,8 +16,8 @@ DESIGN §8 has the figures).
 * ``bfloat16`` (train.py ``--precision mixed_bfloat16``): oneDNN always, whose rewrite and kernels are the only
   bfloat16 ones on a CPU.
 
-Where the decision differs from TensorFlow's policy it sets ``TF_ENABLE_ONEDNN_OPTS`` and says so in one line on
-stderr, naming the opt-out. The caller's ``TF_ENABLE_ONEDNN_OPTS`` always wins, and nothing is said then. Off Linux
+Where the decision differs from TensorFlow's policy it sets ``TF_ENABLE_ONEDNN_OPTS``, and ``say(command)`` says so
+in one line on stderr, naming the opt-out, once the command's checks are done. The caller's ``TF_ENABLE_ONEDNN_OPTS`` always wins, and nothing is said then. Off Linux
 x86-64 TensorFlow's default stays. ``ONEDNN_MAX_CPU_ISA`` caps the instructions oneDNN uses (it emulates an older
 CPU: ``AVX2``); the choice reads the flags under that cap too, while TensorFlow's policy reads the CPU as it is.
 ``record()`` is what run.json keeps (``kernels``), once TensorFlow is imported. It imports nothing of TensorFlow
@@ -90,9 +90,9 @@ def isa(flags):
 
 @dataclass(frozen=True)
 class Kernels:
-    """What ``choose`` decided: ``onednn`` True / False, or None for TensorFlow's default where it cannot tell
-    (off Linux x86-64); ``asked`` the caller's own ``TF_ENABLE_ONEDNN_OPTS``; ``why`` in words; ``changed``: set
-    here, against TensorFlow's default."""
+    """What ``choose`` decided: ``onednn`` True / False, or None where it cannot tell (off Linux x86-64, or
+    TensorFlow imported before the choice); ``asked`` the caller's own ``TF_ENABLE_ONEDNN_OPTS``; ``why`` in words;
+    ``changed``: set here, against TensorFlow's default."""
     purpose: str
     onednn: bool | None
     why: str
@@ -107,13 +107,15 @@ def decide(purpose, flags, cap=None, asked=None):
     if purpose not in PURPOSES:
         raise ValueError(f"purpose {purpose!r}: one of {PURPOSES}")
     seen = None if flags is None else capped(flags, cap)
-    kind = None if flags is None else isa(seen) + (f" (ONEDNN_MAX_CPU_ISA={cap})" if seen != flags else "")
+    kind = None if flags is None else isa(seen) + (
+        f" (ONEDNN_MAX_CPU_ISA={cap})" if isa(seen) != isa(flags) else "")
+    default = None if flags is None else bool(flags & TENSORFLOW_DEFAULT)  # TensorFlow reads the CPU as it is
     if asked is not None:
-        on = asked.strip().lower() in ("1", "true")
+        # as TensorFlow's ReadBoolFromEnvVar reads it (lower-cased, not stripped); another value leaves its policy
+        on = {"0": False, "false": False, "1": True, "true": True}.get(asked.lower(), default)
         return Kernels(purpose, on, f"{VARIABLE}={asked} in the environment", kind, asked=asked)
     if flags is None:
         return Kernels(purpose, None, "TensorFlow's default (not Linux x86-64)")
-    default = bool(flags & TENSORFLOW_DEFAULT)  # what TensorFlow does unless told: it reads the CPU as it is
     if purpose == "bfloat16":
         on, why = True, "bfloat16 on a CPU is oneDNN's"
     elif purpose == "train" and seen >= AVX2:
@@ -132,13 +134,13 @@ def describe(kernels):
             f" {kernels.why}; {keep} keeps TensorFlow's default")
 
 
-_CHOSEN = []  # this process's choice: TensorFlow reads it once
+_CHOSEN, _SAID = [], []  # this process's choice (TensorFlow reads it once), and whether it was said
 
 
-def choose(command, purpose):
-    """Decide the kernels of this process for ``purpose`` before TensorFlow is imported (a second call, or one after
-    the import, changes nothing and returns the first decision); say so on stderr when TensorFlow's default
-    changes."""
+def choose(purpose):
+    """Decide the kernels of this process for ``purpose`` before TensorFlow is imported, setting
+    ``TF_ENABLE_ONEDNN_OPTS`` where the decision changes TensorFlow's default. A second call returns the first
+    decision; one after TensorFlow's import changes nothing and records that (``onednn`` None)."""
     if _CHOSEN:
         return _CHOSEN[0]
     if "tensorflow" in sys.modules:  # too late to change: what the process already runs
@@ -147,9 +149,17 @@ def choose(command, purpose):
         kernels = decide(purpose, cpu_flags(), os.environ.get("ONEDNN_MAX_CPU_ISA"), os.environ.get(VARIABLE))
         if kernels.changed:
             os.environ[VARIABLE] = "1" if kernels.onednn else "0"
-            print(f"{command}: {describe(kernels)}", file=sys.stderr, flush=True)
     _CHOSEN.append(kernels)
     return kernels
+
+
+def say(command):
+    """The one line on stderr where this process's choice changed TensorFlow's default, once: a command calls it
+    when its checks are done and its work starts (train.py: with the run folder open), so that a user error before
+    that stays the only line."""
+    if _CHOSEN and _CHOSEN[0].changed and not _SAID:
+        _SAID.append(command)
+        print(f"{command}: {describe(_CHOSEN[0])}", file=sys.stderr, flush=True)
 
 
 def onednn_enabled():

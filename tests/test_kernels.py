@@ -50,6 +50,10 @@ def test_the_callers_variable_always_wins_and_nothing_is_changed():
         for flags in (ZEN3, SAPPHIRE_RAPIDS, None):
             got = kernels.decide("train", flags, asked=asked)
             assert (got.onednn, got.changed, got.asked) == (on, False, asked)
+    # a value TensorFlow's ReadBoolFromEnvVar does not take (it lower-cases, and does not strip) leaves its policy
+    for asked in ("yes", " 1", ""):
+        assert [kernels.decide("train", flags, asked=asked).onednn for flags in (ZEN3, SAPPHIRE_RAPIDS, None)] == [
+            False, True, None]
     assert kernels.decide("bfloat16", ZEN3, asked="0").onednn is False  # legacy then refuses bfloat16 in one line
 
 
@@ -63,11 +67,12 @@ def test_onednn_max_cpu_isa_emulates_an_older_cpu_for_the_choice_but_not_for_ten
     # VNNI, prediction takes the emulated class's default (off), which changes TensorFlow's
     for cap, isa in (("AVX2", "AVX2"), ("avx512_core", "AVX512_CORE")):
         got = kernels.decide("predict", SAPPHIRE_RAPIDS, cap)
-        assert (got.onednn, got.changed) == (False, True) and got.isa.startswith(isa), got
+        assert (got.onednn, got.changed) == (False, True) and got.isa == f"{isa} (ONEDNN_MAX_CPU_ISA={cap})", got
         assert kernels.decide("train", SAPPHIRE_RAPIDS, cap).changed is False
     assert kernels.decide("predict", SAPPHIRE_RAPIDS, "AVX512_CORE_VNNI").onednn is True
     assert kernels.decide("train", SAPPHIRE_RAPIDS, "SSE41").onednn is False  # below AVX2: the class's default
     assert kernels.decide("predict", SAPPHIRE_RAPIDS, "no such isa").changed is False  # oneDNN ignores it too
+    assert kernels.decide("train", ZEN3, "AVX2").isa == "AVX2"  # a cap that lowers nothing is not named
 
 
 def test_unknown_purpose_is_a_bug():
@@ -88,9 +93,11 @@ import json, sys
 sys.path.insert(0, {repo!r})
 from core import kernels
 kernels.cpu_flags = lambda: frozenset({flags!r})
-kernels.choose("train", {purpose!r})
+kernels.choose({purpose!r})
 from core.quiet import quiet_tensorflow
 quiet_tensorflow()  # as the commands import it: TensorFlow's start-up lines hidden, ours left
+kernels.say("train")
+kernels.say("train")  # once
 print(json.dumps(kernels.record()))
 """
 
@@ -127,12 +134,14 @@ def test_tensorflow_runs_what_was_chosen_and_run_json_records_it(flags, purpose,
 
 
 def test_each_halfs_run_records_the_kernels_it_trained_on(runs, keras3_runs):
-    # the suite's processes get conftest's choice as the caller's variable, which TensorFlow then obeys
+    # the suite's processes get conftest's choice as the caller's variable, which train.py read before TensorFlow
+    # started ("why"; after it, the record says so) and TensorFlow then obeyed ("onednn")
     asked = os.environ.get(kernels.VARIABLE)
     for run_dir in [runs[impl] for impl in IMPLS] + list(keras3_runs.values()):
         record = read_run(run_dir)["kernels"]
         assert record["asked"] == asked, (run_dir, record)
         if asked is not None:
+            assert record["why"] == f"{kernels.VARIABLE}={asked} in the environment", (run_dir, record)
             assert record["onednn"] is (asked == "1"), (run_dir, record)
 
 
