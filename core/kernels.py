@@ -127,6 +127,12 @@ def decide(purpose, flags, cap=None, asked=None):
     return Kernels(purpose, on, why, kind, changed=on != default)
 
 
+def for_this_process(purpose):
+    """``decide`` on this CPU with this environment's ``ONEDNN_MAX_CPU_ISA`` and ``TF_ENABLE_ONEDNN_OPTS``, applying
+    nothing (tests/conftest.py applies it to the suite's processes)."""
+    return decide(purpose, cpu_flags(), os.environ.get("ONEDNN_MAX_CPU_ISA"), os.environ.get(VARIABLE))
+
+
 def describe(kernels):
     """The one line a command prints when it changed TensorFlow's default."""
     state, default, keep = ("on", "off", OPT_OUT) if kernels.onednn else ("off", "on", f"{VARIABLE}=1")
@@ -146,7 +152,7 @@ def choose(purpose):
     if "tensorflow" in sys.modules:  # too late to change: what the process already runs
         kernels = Kernels(purpose, None, "TensorFlow was imported before the choice", asked=os.environ.get(VARIABLE))
     else:
-        kernels = decide(purpose, cpu_flags(), os.environ.get("ONEDNN_MAX_CPU_ISA"), os.environ.get(VARIABLE))
+        kernels = for_this_process(purpose)
         if kernels.changed:
             os.environ[VARIABLE] = "1" if kernels.onednn else "0"
     _CHOSEN.append(kernels)
@@ -170,8 +176,7 @@ def onednn_enabled():
 
 def record():
     """run.json's ``kernels``: what was asked (the caller's variable, or None), what the choice was and why, and
-    what TensorFlow runs (``onednn``)."""
-    kernels = _CHOSEN[0] if _CHOSEN else Kernels("train", None, "no choice made in this process",
-                                                 asked=os.environ.get(VARIABLE))
+    what TensorFlow runs (``onednn``); after ``choose``."""
+    kernels = _CHOSEN[0]
     return {"asked": kernels.asked, "chosen": {True: "oneDNN", False: "Eigen", None: "TensorFlow's default"}[
         kernels.onednn], "why": kernels.why, "isa": kernels.isa, "onednn": onednn_enabled()}

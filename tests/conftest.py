@@ -18,8 +18,7 @@ from core import kernels  # noqa: E402
 # train.py's choice of CPU kernels (core/kernels.py), for this process and every one the tests start, so the suite
 # trains on oneDNN where TensorFlow would leave Eigen's kernels (an AVX2 CPU); set here, it is the caller's own
 # variable to the commands, which then say nothing of it on stderr
-_KERNELS = kernels.decide("train", kernels.cpu_flags(), os.environ.get("ONEDNN_MAX_CPU_ISA"),
-                          os.environ.get(kernels.VARIABLE))
+_KERNELS = kernels.for_this_process("train")
 if _KERNELS.onednn is not None:
     os.environ.setdefault(kernels.VARIABLE, "1" if _KERNELS.onednn else "0")
 
